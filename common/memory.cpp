@@ -1,0 +1,148 @@
+#include "common/memory.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <sstream>
+
+#include "common/cuda_runtime.hpp"
+#include "common/error.hpp"
+
+namespace ladder {
+
+std::string category_name(MemoryCategory category) {
+  switch (category) {
+    case MemoryCategory::Parameters: return "parameters";
+    case MemoryCategory::Gradients: return "gradients";
+    case MemoryCategory::MasterWeights: return "master weights";
+    case MemoryCategory::OptimizerState: return "optimizer state";
+    case MemoryCategory::Activations: return "activations";
+    case MemoryCategory::CommBuffers: return "comm buffers";
+    case MemoryCategory::Workspace: return "workspace";
+  }
+  return "unknown";
+}
+
+namespace {
+int device_index(Device device) { return device == Device::CPU ? 0 : 1; }
+int category_index(MemoryCategory category) { return static_cast<int>(category); }
+
+std::string format_bytes(std::int64_t bytes) {
+  std::ostringstream out;
+  const double value = static_cast<double>(bytes);
+  if (bytes < 1024) out << bytes << " B";
+  else if (bytes < 1024 * 1024) out << std::fixed << std::setprecision(1) << value / 1024 << " KiB";
+  else if (bytes < 1024LL * 1024 * 1024) out << std::fixed << std::setprecision(2) << value / (1024.0 * 1024) << " MiB";
+  else out << std::fixed << std::setprecision(2) << value / (1024.0 * 1024 * 1024) << " GiB";
+  return out.str();
+}
+}  // namespace
+
+void MemoryAccountant::on_allocate(Device device, MemoryCategory category, std::int64_t bytes) {
+  CategoryUsage& slot = usage_[device_index(device)][category_index(category)];
+  slot.current += bytes;
+  slot.peak = std::max(slot.peak, slot.current);
+  std::int64_t& total = current_total_[device_index(device)];
+  total += bytes;
+  peak_total_[device_index(device)] = std::max(peak_total_[device_index(device)], total);
+}
+
+void MemoryAccountant::on_free(Device device, MemoryCategory category, std::int64_t bytes) {
+  usage_[device_index(device)][category_index(category)].current -= bytes;
+  current_total_[device_index(device)] -= bytes;
+}
+
+CategoryUsage MemoryAccountant::usage(Device device, MemoryCategory category) const {
+  return usage_[device_index(device)][category_index(category)];
+}
+
+std::int64_t MemoryAccountant::current_total(Device device) const { return current_total_[device_index(device)]; }
+
+std::int64_t MemoryAccountant::peak_total(Device device) const { return peak_total_[device_index(device)]; }
+
+void MemoryAccountant::reset_peaks() {
+  for (int d = 0; d < 2; ++d) {
+    for (CategoryUsage& slot : usage_[d]) slot.peak = slot.current;
+    peak_total_[d] = current_total_[d];
+  }
+}
+
+std::string MemoryAccountant::format_table(Device device, std::int64_t parameter_count) const {
+  std::ostringstream out;
+  const bool per_parameter = parameter_count > 0;
+  out << "memory (" << (device == Device::CPU ? "cpu" : "cuda") << ")\n";
+  out << std::left << std::setw(18) << "category" << std::right << std::setw(13) << "current" << std::setw(13) << "peak";
+  if (per_parameter) out << std::setw(13) << "bytes/param";
+  out << "\n";
+  auto row = [&](const std::string& name, std::int64_t current, std::int64_t peak) {
+    out << std::left << std::setw(18) << name << std::right << std::setw(13) << format_bytes(current) << std::setw(13)
+        << format_bytes(peak);
+    if (per_parameter) {
+      out << std::setw(13) << std::fixed << std::setprecision(3)
+          << static_cast<double>(peak) / static_cast<double>(parameter_count);
+    }
+    out << "\n";
+  };
+  for (int c = 0; c < kMemoryCategoryCount; ++c) {
+    const CategoryUsage& slot = usage_[device_index(device)][c];
+    row(category_name(static_cast<MemoryCategory>(c)), slot.current, slot.peak);
+  }
+  row("total", current_total(device), peak_total(device));
+  return out.str();
+}
+
+MemoryAccountant& memory_accountant() {
+  static MemoryAccountant accountant;
+  return accountant;
+}
+
+Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device)
+    : bytes_(bytes), category_(category), device_(device) {
+  if (bytes == 0) return;
+  if (device == Device::CPU) {
+    // 64-byte alignment: a cache line, and what vectorised loads want.
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    data_ = std::aligned_alloc(64, rounded);
+    LADDER_CHECK(data_ != nullptr, "out of host memory allocating ", bytes, " bytes for ", category_name(category));
+    std::memset(data_, 0, bytes);
+  } else {
+    data_ = cuda_allocate_zeroed(bytes, category_name(category));
+  }
+  memory_accountant().on_allocate(device_, category_, static_cast<std::int64_t>(bytes_));
+}
+
+Buffer::~Buffer() { release(); }
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : data_(other.data_), bytes_(other.bytes_), category_(other.category_), device_(other.device_) {
+  other.data_ = nullptr;
+  other.bytes_ = 0;
+}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = other.data_;
+    bytes_ = other.bytes_;
+    category_ = other.category_;
+    device_ = other.device_;
+    other.data_ = nullptr;
+    other.bytes_ = 0;
+  }
+  return *this;
+}
+
+void Buffer::release() {
+  if (data_ == nullptr) return;
+  if (device_ == Device::CPU) std::free(data_);
+  else cuda_free(data_);
+  memory_accountant().on_free(device_, category_, static_cast<std::int64_t>(bytes_));
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+bool cuda_device_available() { return cuda_device_count() > 0; }
+
+}  // namespace ladder

@@ -1,0 +1,60 @@
+/// @file options.hpp
+/// @brief Command-line options shared by every stage, parsed with CLI11 and validated.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ladder {
+
+/// Everything a stage's command line can set. Defaults are the CPU defaults of the README.
+struct TrainOptions {
+  std::string stage;                  ///< executable name, e.g. "01_fp32_baseline"
+  // Model
+  std::string model_name = "small";   ///< --model: tiny | small | gpt2-124m
+  int layer_count = 0;                ///< --layers: override L (0 keeps the named config's)
+  int head_count = 0;                 ///< --heads: override H
+  int channels = 0;                   ///< --channels: override C
+  int max_sequence_length = 0;        ///< --context: override the model's max T
+  // Data
+  std::string data = "addition";      ///< --data: addition | subtraction | text:PATH | tokens:PATH
+  int batch_size = 16;                ///< --batch-size: B rows per rank
+  int sequence_length = 0;            ///< --seq-len: T per row (0: the model's context)
+  // Optimisation
+  std::int64_t steps = 400;           ///< --steps
+  double learning_rate = 3e-3;        ///< --lr: peak learning rate
+  double min_learning_rate_ratio = 0.1;  ///< --lr-min-ratio: cosine decays to lr·ratio
+  std::int64_t warmup_steps = 20;     ///< --warmup: linear warm-up steps
+  double weight_decay = 0.1;          ///< --weight-decay (matrices and embeddings only)
+  double beta1 = 0.9;                 ///< --beta1
+  double beta2 = 0.95;                ///< --beta2
+  double epsilon = 1e-8;              ///< --eps
+  double gradient_clip = 1.0;         ///< --grad-clip: max global norm (0 disables)
+  std::uint64_t seed = 1337;          ///< --seed: weights and data
+  // Reporting
+  std::int64_t log_every = 20;        ///< --log-every: console line every N steps
+  std::int64_t eval_every = 100;      ///< --eval-every: held-out evaluation every N steps (0: only at the end)
+  int eval_batches = 8;               ///< --eval-batches: held-out batches for the held-out loss
+  int eval_problems = 256;            ///< --eval-problems: held-out problems for exact-match accuracy
+  std::string metrics_path;           ///< --metrics: JSONL file, one line per step and evaluation
+  // Checkpoints and sampling
+  std::string checkpoint_out;         ///< --save: write a checkpoint here at the end
+  std::string init_from;              ///< --load: start from this checkpoint's weights
+  int sample_count = 4;               ///< --samples: problems (or text samples) to show at the end
+  int sample_tokens = 64;             ///< --sample-tokens: tokens to generate per text sample
+  std::string prompt;                 ///< --prompt: text to continue when sampling
+  // Execution
+  std::string device = "cpu";         ///< --device: cpu
+  int threads = 0;                    ///< --threads: BLAS threads (0: all cores)
+};
+
+/// Parses argv into options, validating every value. --help prints usage and throws EarlyExit(0);
+/// an unknown flag or bad value throws LadderError naming it.
+TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description);
+
+/// Thrown to leave main() early with an exit code but no error (e.g. after --help).
+struct EarlyExit {
+  int code = 0;  ///< process exit code
+};
+
+}  // namespace ladder

@@ -1,0 +1,61 @@
+/// @file safetensors.hpp
+/// @brief Reading and writing the safetensors format: an 8-byte header length, a JSON header, raw data.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/dtype.hpp"
+
+namespace ladder {
+
+/// One tensor to write: a name, its type and shape, and where its bytes are (host memory).
+struct TensorToWrite {
+  std::string name;                 ///< unique name, e.g. "blocks.0.attn.qkv.weight"
+  DType dtype = DType::F32;         ///< element type
+  std::vector<std::int64_t> shape;  ///< row-major shape
+  const void* data = nullptr;       ///< product(shape) elements of dtype
+};
+
+/// Writes tensors and string metadata to `path` atomically: a temporary file in the same folder, flushed,
+/// then renamed over `path`. Nothing is left at `path` or beside it if writing fails (throws LadderError).
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+/// One tensor read from a file.
+struct StoredTensor {
+  DType dtype = DType::F32;         ///< element type
+  std::vector<std::int64_t> shape;  ///< row-major shape
+  std::vector<unsigned char> bytes; ///< raw little-endian data
+  /// Number of elements.
+  std::int64_t numel() const;
+};
+
+/// A whole safetensors file, read and validated (header length, JSON, dtypes, shapes, offsets in bounds,
+/// contiguous and non-overlapping, file size exact). Any defect throws LadderError naming the file and defect.
+class SafetensorsFile {
+ public:
+  /// Reads and validates `path`.
+  static SafetensorsFile read(const std::string& path);
+  /// True when a tensor of that name exists.
+  bool contains(const std::string& name) const;
+  /// The tensor of that name; throws LadderError naming it and the file when absent.
+  const StoredTensor& get(const std::string& name) const;
+  /// The tensor of that name, checked to have this dtype and shape (throws naming what differs).
+  const StoredTensor& get(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape) const;
+  /// Names of all tensors, sorted.
+  std::vector<std::string> names() const;
+  /// The "__metadata__" strings.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  /// Path it was read from.
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::map<std::string, StoredTensor> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace ladder
