@@ -86,4 +86,7 @@ struct AdamWStep {
 /// dtype (stage 02 keeps all in fp16); grads are converted on read. All four spans have equal numel.
 void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper);
 
+/// Threads for CPU GEMMs (OpenBLAS); 0 leaves its default (all cores, or OPENBLAS_NUM_THREADS).
+void set_cpu_threads(int threads);
+
 }  // namespace ladder::ops

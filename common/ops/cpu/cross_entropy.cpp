@@ -1,0 +1,89 @@
+// Softmax cross-entropy over a (possibly padded) vocabulary, with ignored positions.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/error.hpp"
+#include "common/ops/cpu/cpu_ops.hpp"
+
+namespace ladder::ops::cpu {
+
+namespace {
+
+// Checked before any output is written, so a bad target never leaves half-written results behind.
+void check_targets(const std::int32_t* targets, std::int64_t N, std::int64_t V) {
+  for (std::int64_t n = 0; n < N; ++n) {
+    LADDER_CHECK(targets[n] < V, "softmax_cross_entropy: target ", targets[n], " in row ", n,
+                 " is outside the vocabulary [0, ", V, ") (negative targets mean 'ignore')");
+  }
+}
+
+// Maximum and Σ exp(x - maximum) over the real (unpadded) columns of one row.
+template <class S>
+void softmax_statistics(const S* row, std::int64_t V, ComputeType<S>& maximum, ComputeType<S>& exp_sum) {
+  using Compute = ComputeType<S>;
+  maximum = -std::numeric_limits<Compute>::infinity();
+  for (std::int64_t v = 0; v < V; ++v) maximum = std::max(maximum, load<S>(row[v]));
+  exp_sum = 0;
+  for (std::int64_t v = 0; v < V; ++v) exp_sum += std::exp(load<S>(row[v]) - maximum);
+}
+
+}  // namespace
+
+template <class S>
+void softmax_cross_entropy_forward(ComputeType<S>* losses, const S* logits, const std::int32_t* targets, std::int64_t N,
+                                   std::int64_t Vp, std::int64_t V) {
+  using Compute = ComputeType<S>;
+  check_targets(targets, N, V);
+  for (std::int64_t n = 0; n < N; ++n) {
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      continue;
+    }
+    const S* row = logits + n * Vp;
+    Compute maximum;
+    Compute exp_sum;
+    softmax_statistics(row, V, maximum, exp_sum);
+    // -log softmax[target] = log Σ exp(x - max) - (x[target] - max). The difference is formed first: it is
+    // small and (nearly) exact, where max + log Σ would round at the magnitude of the logits.
+    losses[n] = std::log(exp_sum) - (load<S>(row[targets[n]]) - maximum);
+  }
+}
+
+template <class S>
+void softmax_cross_entropy_backward(S* dlogits, const S* logits, const std::int32_t* targets, std::int64_t N,
+                                    std::int64_t Vp, std::int64_t V, double dloss) {
+  using Compute = ComputeType<S>;
+  check_targets(targets, N, V);
+  const auto row_dloss = static_cast<Compute>(dloss);
+  for (std::int64_t n = 0; n < N; ++n) {
+    // dlogits may be the logits themselves: each element is read just before it is overwritten, and the
+    // row statistics are complete before the first write.
+    const S* row = logits + n * Vp;
+    S* drow = dlogits + n * Vp;
+    const std::int32_t target = targets[n];
+    if (target < 0) {
+      std::fill(drow, drow + Vp, store<S>(Compute(0)));
+      continue;
+    }
+    Compute maximum;
+    Compute exp_sum;
+    softmax_statistics(row, V, maximum, exp_sum);
+    const Compute inverse_sum = Compute(1) / exp_sum;
+    for (std::int64_t v = 0; v < V; ++v) {
+      const Compute probability = std::exp(load<S>(row[v]) - maximum) * inverse_sum;
+      const Compute indicator = v == target ? Compute(1) : Compute(0);
+      drow[v] = store<S>((probability - indicator) * row_dloss);
+    }
+    std::fill(drow + V, drow + Vp, store<S>(Compute(0)));
+  }
+}
+
+#define LADDER_INSTANTIATE_CROSS_ENTROPY(S)                                                                      \
+  template void softmax_cross_entropy_forward<S>(ComputeType<S>*, const S*, const std::int32_t*, std::int64_t,   \
+                                                 std::int64_t, std::int64_t);                                    \
+  template void softmax_cross_entropy_backward<S>(S*, const S*, const std::int32_t*, std::int64_t, std::int64_t, \
+                                                  std::int64_t, double);
+LADDER_FOR_EACH_STORAGE_TYPE(LADDER_INSTANTIATE_CROSS_ENTROPY)
+
+}  // namespace ladder::ops::cpu

@@ -1,0 +1,243 @@
+// The Tensor-level ops of ops.hpp: check every argument's device, dtype and shape, then call the CPU template
+// for the storage type. The loss, reduction and optimizer ops follow the same pattern in dispatch_training.cpp.
+// (A CUDA build will route device tensors to ops/cuda/ from here, under the same names.)
+#include <cstdint>
+
+#include "common/ops/cpu/compute_values.hpp"
+#include "common/ops/cpu/cpu_ops.hpp"
+#include "common/ops/op_checks.hpp"
+#include "common/ops/ops.hpp"
+
+namespace ladder::ops {
+
+using cpu::visit_float_dtype;
+
+namespace {
+
+// The typed start of an optional argument, nullptr when absent.
+template <class S>
+S* optional_data(const Tensor& tensor) {
+  return is_absent(tensor) ? nullptr : tensor.as<S>();
+}
+
+}  // namespace
+
+void embedding_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"tokens", tokens}, {"wte", wte}, {"wpe", wpe}});
+  check.shape({"out", out}, {kAnyExtent, kAnyExtent, kAnyExtent});
+  const std::int64_t B = out.size(0), T = out.size(1), C = out.size(2);
+  check.shape({"tokens", tokens}, {B, T});
+  check.shape({"wte", wte}, {kAnyExtent, C});
+  check.shape({"wpe", wpe}, {kAnyExtent, C});
+  check.require(T <= wpe.size(0), "sequence length ", T, " exceeds the ", wpe.size(0), " positions of wpe");
+  check.dtype(DType::I32, {{"tokens", tokens}});
+  check.dtype(out.dtype(), {{"wte", wte}, {"wpe", wpe}});
+  visit_float_dtype(out.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::embedding_forward(out.as<S>(), tokens.as<std::int32_t>(), wte.as<S>(), wpe.as<S>(), B, T, C, wte.size(0));
+  });
+}
+
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"dwte", dwte}, {"dwpe", dwpe}, {"dout", dout}, {"tokens", tokens}});
+  check.shape({"dout", dout}, {kAnyExtent, kAnyExtent, kAnyExtent});
+  const std::int64_t B = dout.size(0), T = dout.size(1), C = dout.size(2);
+  check.shape({"tokens", tokens}, {B, T});
+  check.shape({"dwte", dwte}, {kAnyExtent, C});
+  check.shape({"dwpe", dwpe}, {kAnyExtent, C});
+  check.require(T <= dwpe.size(0), "sequence length ", T, " exceeds the ", dwpe.size(0), " positions of dwpe");
+  check.dtype(DType::I32, {{"tokens", tokens}});
+  check.dtype(dout.dtype(), {{"dwte", dwte}, {"dwpe", dwpe}});
+  visit_float_dtype(dout.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::embedding_backward(dwte.as<S>(), dwpe.as<S>(), dout.as<S>(), tokens.as<std::int32_t>(), B, T, C, dwte.size(0));
+  });
+}
+
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"mean", mean}, {"rstd", rstd}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
+  const std::int64_t C = check.last_extent({"inp", inp});
+  check.require(C >= 1, "inp has shape ", inp.shape_string(), ", expected at least one channel to normalise");
+  const std::int64_t N = check.rows({"inp", inp}, C);
+  check.rows({"out", out}, C, N);
+  check.element_count({"weight", weight}, C);
+  check.element_count({"bias", bias}, C);
+  check.element_count({"mean", mean}, N);
+  check.element_count({"rstd", rstd}, N);
+  check.dtype(inp.dtype(), {{"out", out}, {"weight", weight}, {"bias", bias}});
+  check.dtype(compute_dtype(inp.dtype()), {{"mean", mean}, {"rstd", rstd}});
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    using Compute = ComputeType<S>;
+    cpu::layernorm_forward(out.as<S>(), mean.as<Compute>(), rstd.as<Compute>(), inp.as<S>(), weight.as<S>(),
+                           bias.as<S>(), N, C);
+  });
+}
+
+void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight, Tensor mean,
+                        Tensor rstd) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"dinp", dinp},
+                {"dweight", dweight},
+                {"dbias", dbias},
+                {"dout", dout},
+                {"inp", inp},
+                {"weight", weight},
+                {"mean", mean},
+                {"rstd", rstd}});
+  const std::int64_t C = check.last_extent({"inp", inp});
+  check.require(C >= 1, "inp has shape ", inp.shape_string(), ", expected at least one channel to normalise");
+  const std::int64_t N = check.rows({"inp", inp}, C);
+  check.rows({"dinp", dinp}, C, N);
+  check.rows({"dout", dout}, C, N);
+  check.element_count({"weight", weight}, C);
+  check.element_count({"dweight", dweight}, C);
+  check.element_count({"dbias", dbias}, C);
+  check.element_count({"mean", mean}, N);
+  check.element_count({"rstd", rstd}, N);
+  check.dtype(inp.dtype(),
+              {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"weight", weight}});
+  check.dtype(compute_dtype(inp.dtype()), {{"mean", mean}, {"rstd", rstd}});
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    using Compute = ComputeType<S>;
+    cpu::layernorm_backward(dinp.as<S>(), dweight.as<S>(), dbias.as<S>(), dout.as<S>(), inp.as<S>(), weight.as<S>(),
+                            mean.as<Compute>(), rstd.as<Compute>(), N, C);
+  });
+}
+
+// Like LayerNorm, the matmuls accept any leading shape on inp/out (e.g. (B,T,C)) and flatten it into rows.
+void matmul_forward(Tensor out, Tensor inp, Tensor weight, Tensor bias) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
+  check.shape({"weight", weight}, {kAnyExtent, kAnyExtent});
+  const std::int64_t OC = weight.size(0), C = weight.size(1);
+  const std::int64_t N = check.rows({"inp", inp}, C);
+  check.rows({"out", out}, OC, N);
+  check.dtype(inp.dtype(), {{"out", out}, {"weight", weight}});
+  if (!is_absent(bias)) {
+    check.element_count({"bias", bias}, OC);
+    check.dtype(inp.dtype(), {{"bias", bias}});
+  }
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::matmul_forward(out.as<S>(), inp.as<S>(), weight.as<S>(), optional_data<S>(bias), N, C, OC);
+  });
+}
+
+void matmul_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu(
+      {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"inp", inp}, {"weight", weight}});
+  check.shape({"weight", weight}, {kAnyExtent, kAnyExtent});
+  const std::int64_t OC = weight.size(0), C = weight.size(1);
+  check.shape({"dweight", dweight}, {OC, C});
+  const std::int64_t N = check.rows({"inp", inp}, C);
+  check.rows({"dinp", dinp}, C, N);
+  check.rows({"dout", dout}, OC, N);
+  check.dtype(inp.dtype(), {{"dinp", dinp}, {"dweight", dweight}, {"dout", dout}, {"weight", weight}});
+  if (!is_absent(dbias)) {
+    check.element_count({"dbias", dbias}, OC);
+    check.dtype(inp.dtype(), {{"dbias", dbias}});
+  }
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::matmul_backward(dinp.as<S>(), dweight.as<S>(), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(),
+                         weight.as<S>(), N, C, OC);
+  });
+}
+
+namespace {
+
+// Checks qkv (B,T,3C) and the head count; returns C.
+std::int64_t attention_channels(const ArgumentChecks& check, const Tensor& qkv, int n_head) {
+  check.shape({"qkv", qkv}, {kAnyExtent, kAnyExtent, kAnyExtent});
+  check.require(qkv.size(2) % 3 == 0, "qkv has shape ", qkv.shape_string(), ", expected a last extent of 3·C");
+  const std::int64_t C = qkv.size(2) / 3;
+  check.require(C >= 1, "qkv has shape ", qkv.shape_string(), ", expected at least one channel");
+  check.require(n_head > 0 && C % n_head == 0, "n_head ", n_head, " does not divide the ", C, " channels");
+  return C;
+}
+
+}  // namespace
+
+void attention_forward(Tensor out, Tensor att, Tensor qkv, int n_head) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"att", att}, {"qkv", qkv}});
+  const std::int64_t C = attention_channels(check, qkv, n_head);
+  const std::int64_t B = qkv.size(0), T = qkv.size(1);
+  check.shape({"out", out}, {B, T, C});
+  check.shape({"att", att}, {B, n_head, T, T});
+  check.dtype(qkv.dtype(), {{"out", out}, {"att", att}});
+  visit_float_dtype(qkv.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::attention_forward(out.as<S>(), att.as<S>(), qkv.as<S>(), B, T, C, n_head);
+  });
+}
+
+void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor att, int n_head) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"dqkv", dqkv}, {"dout", dout}, {"qkv", qkv}, {"att", att}});
+  const std::int64_t C = attention_channels(check, qkv, n_head);
+  const std::int64_t B = qkv.size(0), T = qkv.size(1);
+  check.same_shape({"dqkv", dqkv}, {"qkv", qkv});
+  check.shape({"dout", dout}, {B, T, C});
+  check.shape({"att", att}, {B, n_head, T, T});
+  check.dtype(qkv.dtype(), {{"dqkv", dqkv}, {"dout", dout}, {"att", att}});
+  visit_float_dtype(qkv.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::attention_backward(dqkv.as<S>(), dout.as<S>(), qkv.as<S>(), att.as<S>(), B, T, C, n_head);
+  });
+}
+
+void gelu_forward(Tensor out, Tensor inp) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"inp", inp}});
+  check.same_shape({"out", out}, {"inp", inp});
+  check.dtype(inp.dtype(), {{"out", out}});
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::gelu_forward(out.as<S>(), inp.as<S>(), inp.numel());
+  });
+}
+
+void gelu_backward(Tensor dinp, Tensor inp, Tensor dout) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"dinp", dinp}, {"inp", inp}, {"dout", dout}});
+  check.same_shape({"dinp", dinp}, {"inp", inp});
+  check.same_shape({"dout", dout}, {"inp", inp});
+  check.dtype(inp.dtype(), {{"dinp", dinp}, {"dout", dout}});
+  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::gelu_backward(dinp.as<S>(), inp.as<S>(), dout.as<S>(), inp.numel());
+  });
+}
+
+void residual_forward(Tensor out, Tensor a, Tensor b) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"out", out}, {"a", a}, {"b", b}});
+  check.same_shape({"out", out}, {"a", a});
+  check.same_shape({"b", b}, {"a", a});
+  check.dtype(a.dtype(), {{"out", out}, {"b", b}});
+  visit_float_dtype(a.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::residual_forward(out.as<S>(), a.as<S>(), b.as<S>(), a.numel());
+  });
+}
+
+void residual_backward(Tensor da, Tensor db, Tensor dout) {
+  const ArgumentChecks check(__func__);
+  check.on_cpu({{"da", da}, {"db", db}, {"dout", dout}});
+  check.same_shape({"da", da}, {"dout", dout});
+  check.same_shape({"db", db}, {"dout", dout});
+  check.dtype(dout.dtype(), {{"da", da}, {"db", db}});
+  visit_float_dtype(dout.dtype(), __func__, [&](auto element) {
+    using S = decltype(element);
+    cpu::residual_backward(da.as<S>(), db.as<S>(), dout.as<S>(), dout.numel());
+  });
+}
+
+}  // namespace ladder::ops
