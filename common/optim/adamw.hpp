@@ -1,0 +1,54 @@
+/// @file adamw.hpp
+/// @brief AdamW over the flat parameter layout, with global-norm gradient clipping (PyTorch semantics).
+#pragma once
+
+#include <cstdint>
+
+#include "common/memory.hpp"
+#include "common/model/parameter_layout.hpp"
+#include "common/tensor.hpp"
+
+namespace ladder {
+
+/// AdamW hyper-parameters that stay fixed for a run.
+struct AdamWConfig {
+  double beta1 = 0.9;           ///< first-moment decay
+  double beta2 = 0.95;          ///< second-moment decay
+  double epsilon = 1e-8;        ///< added to sqrt(v̂)
+  double weight_decay = 0.1;    ///< decoupled decay of matrices and embeddings
+  double gradient_clip = 1.0;   ///< max global gradient norm; 0 disables clipping
+};
+
+/// Adam's two moments for every parameter of a layout, and the update. The moments' dtype is a choice of the
+/// stage: fp32 normally, fp16 in the naive stage 02. They are accounted as optimizer state.
+class AdamW {
+ public:
+  /// Allocates zeroed moments for `layout` in `state_dtype`.
+  AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype = DType::F32);
+  /// One step: measures the global norm of gradients·gradient_scale, clips it to gradient_clip, and updates
+  /// every tensor of `parameters` (weight decay only where the layout says it decays). Returns the norm
+  /// before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.
+  double step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale = 1.0);
+  /// Steps taken so far (bias correction uses it).
+  std::int64_t step_count() const { return step_count_; }
+  /// The first moments, in the parameters' layout.
+  Tensor first_moment() const { return first_moment_; }
+  /// The second moments, in the parameters' layout.
+  Tensor second_moment() const { return second_moment_; }
+  /// The fixed hyper-parameters.
+  const AdamWConfig& config() const { return config_; }
+
+ private:
+  const ParameterLayout& layout_;
+  AdamWConfig config_;
+  Buffer first_moment_storage_;
+  Buffer second_moment_storage_;
+  Tensor first_moment_;
+  Tensor second_moment_;
+  std::int64_t step_count_ = 0;
+};
+
+/// The clip factor torch.nn.utils.clip_grad_norm_ applies: min(1, max_norm / (norm + 1e-6)); 1 when max_norm is 0.
+double clip_coefficient(double gradient_norm, double max_norm);
+
+}  // namespace ladder
