@@ -18,10 +18,10 @@ struct TrainOptions {
   int max_sequence_length = 0;        ///< --context: override the model's max T
   // Data
   std::string data = "addition";      ///< --data: addition | subtraction | text:PATH | tokens:PATH
-  int batch_size = 16;                ///< --batch-size: B rows per rank
-  int sequence_length = 0;            ///< --seq-len: T per row (0: the model's context)
+  int batch_size = 64;                ///< --batch-size: B rows per rank
+  int sequence_length = 0;            ///< --seq-len: T per row (0: the data's preferred length, else the context)
   // Optimisation
-  std::int64_t steps = 400;           ///< --steps
+  std::int64_t steps = 1000;          ///< --steps
   double learning_rate = 3e-3;        ///< --lr: peak learning rate
   double min_learning_rate_ratio = 0.1;  ///< --lr-min-ratio: cosine decays to lr·ratio
   std::int64_t warmup_steps = 20;     ///< --warmup: linear warm-up steps
@@ -32,8 +32,8 @@ struct TrainOptions {
   double gradient_clip = 1.0;         ///< --grad-clip: max global norm (0 disables)
   std::uint64_t seed = 1337;          ///< --seed: weights and data
   // Reporting
-  std::int64_t log_every = 20;        ///< --log-every: console line every N steps
-  std::int64_t eval_every = 100;      ///< --eval-every: held-out evaluation every N steps (0: only at the end)
+  std::int64_t log_every = 50;        ///< --log-every: console line every N steps
+  std::int64_t eval_every = 250;      ///< --eval-every: held-out evaluation every N steps (0: only at the end)
   int eval_batches = 8;               ///< --eval-batches: held-out batches for the held-out loss
   int eval_problems = 256;            ///< --eval-problems: held-out problems for exact-match accuracy
   std::string metrics_path;           ///< --metrics: JSONL file, one line per step and evaluation

@@ -1,0 +1,80 @@
+/// @file experiment.hpp
+/// @brief What every stage sets up and reports the same way, so that a stage's main.cpp shows only its technique.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/data/data_source.hpp"
+#include "common/model/gpt.hpp"
+#include "common/optim/adamw.hpp"
+#include "common/optim/learning_rate.hpp"
+#include "common/train/options.hpp"
+#include "common/train/training_log.hpp"
+
+namespace ladder {
+
+/// Wall time of one step, started at construction.
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  /// Seconds since construction.
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// A run of one stage: its options, data, model shape, schedule, log, evaluation and final report.
+class Experiment {
+ public:
+  /// Builds the data source (this rank's slice) and the model config from options; prints the run's header.
+  explicit Experiment(TrainOptions options, int rank = 0, int world = 1);
+
+  /// The parsed options.
+  const TrainOptions& options() const { return options_; }
+  /// This rank's data.
+  const DataSource& data() const { return *data_; }
+  /// The model shape: the named config, the overrides, and the data's vocabulary.
+  const GPTConfig& model_config() const { return model_config_; }
+  /// Tokens per row this run trains on.
+  int sequence_length() const { return sequence_length_; }
+  /// AdamW settings from the options.
+  AdamWConfig adamw_config() const;
+  /// The learning rate of 0-based step `step`.
+  double learning_rate(std::int64_t step) const { return schedule_.at(step); }
+
+  /// Initialises `model` from the seed, or loads --load's checkpoint into it.
+  void initialize(GPT& model) const;
+  /// Records one finished step (0-based `step`) and evaluates when due. `extras` are stage-specific numbers.
+  void record_step(GPT& model, std::int64_t step, double loss, double learning_rate, double gradient_norm,
+                   double step_seconds, std::vector<std::pair<std::string, double>> extras = {});
+  /// Final evaluation, sample answers, checkpoint (--save) and the memory table.
+  void finish(GPT& model);
+  /// The log, for stages that print more.
+  TrainingLog& log() { return *log_; }
+  /// The last held-out evaluation (after finish(): the final one).
+  const EvalMetrics& last_eval() const { return last_eval_; }
+
+ private:
+  void evaluate(GPT& model, std::int64_t steps_done);
+
+  TrainOptions options_;
+  int rank_;
+  int world_;
+  std::unique_ptr<DataSource> data_;
+  GPTConfig model_config_;
+  int sequence_length_ = 0;
+  LearningRateSchedule schedule_;
+  std::unique_ptr<TrainingLog> log_;
+  EvalMetrics last_eval_;
+  std::int64_t last_eval_step_ = -1;
+};
+
+}  // namespace ladder
