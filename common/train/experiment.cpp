@@ -123,7 +123,8 @@ void Experiment::finish(GPT& model) {
                            {"data", options_.data}, {"seed", std::to_string(options_.seed)}});
     log_->info(options_.stage + " | checkpoint written to " + options_.checkpoint_out);
   }
-  log_->info(memory_accountant().format_table(Device::CPU, model.layout().parameter_count()));
+  log_->log_summary();
+  log_->log_memory(memory_accountant(), Device::CPU, model.layout().parameter_count());
 }
 
 }  // namespace ladder

@@ -109,7 +109,8 @@ CLI::Validator representable() {
 
 }  // namespace
 
-TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description) {
+TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description,
+                           const StageFlags& stage_flags) {
   TrainOptions options;
   options.stage = stage;
 
@@ -179,6 +180,7 @@ TrainOptions parse_options(int argc, char** argv, const std::string& stage, cons
 
   app.add_option("--device", options.device, "Where to run: cpu")->group("Execution");
   app.add_option("--threads", options.threads, "BLAS threads (0: all cores)")->group("Execution");
+  if (stage_flags) stage_flags(app);
 
   try {
     app.parse(argc, argv);

@@ -3,7 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+
+namespace CLI {
+class App;
+}
 
 namespace ladder {
 
@@ -48,9 +53,13 @@ struct TrainOptions {
   int threads = 0;                    ///< --threads: BLAS threads (0: all cores)
 };
 
+/// Registers a stage's own flags (e.g. stage 04's loss-scaler settings) on the parser before it runs.
+using StageFlags = std::function<void(CLI::App&)>;
+
 /// Parses argv into options, validating every value. --help prints usage and throws EarlyExit(0);
-/// an unknown flag or bad value throws LadderError naming it.
-TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description);
+/// an unknown flag or bad value throws LadderError naming it. `stage_flags` adds the stage's own flags.
+TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description,
+                           const StageFlags& stage_flags = {});
 
 /// Thrown to leave main() early with an exit code but no error (e.g. after --help).
 struct EarlyExit {

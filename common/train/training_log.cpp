@@ -74,6 +74,7 @@ TrainingLog::TrainingLog(std::string stage, std::int64_t total_steps, std::int64
 
 void TrainingLog::log_step(const StepMetrics& metrics) {
   total_seconds_ += metrics.step_seconds;
+  ++steps_logged_;
   total_tokens_ += metrics.tokens;
   window_seconds_ += metrics.step_seconds;
   window_tokens_ += metrics.tokens;
@@ -134,6 +135,31 @@ void TrainingLog::log_eval(const EvalMetrics& metrics) {
   line += " | held-out loss " + format("%.4f", metrics.loss);
   if (metrics.accuracy) line += " | accuracy " + format("%.1f%%", *metrics.accuracy * 100.0);
   std::cout << line << '\n' << std::flush;
+}
+
+void TrainingLog::log_memory(const MemoryAccountant& accountant, Device device, std::int64_t parameter_count) {
+  nlohmann::json categories = nlohmann::json::object();
+  for (int c = 0; c < kMemoryCategoryCount; ++c) {
+    const auto category = static_cast<MemoryCategory>(c);
+    const CategoryUsage usage = accountant.usage(device, category);
+    categories[category_name(category)] = {{"current", usage.current}, {"peak", usage.peak}};
+  }
+  write_json_line(metrics_, {{"type", "memory"},
+                             {"stage", stage_},
+                             {"device", device == Device::CPU ? "cpu" : "cuda"},
+                             {"parameter_count", parameter_count},
+                             {"categories", categories},
+                             {"current_total", accountant.current_total(device)},
+                             {"peak_total", accountant.peak_total(device)}});
+  if (printing_) std::cout << accountant.format_table(device, parameter_count) << std::flush;
+}
+
+void TrainingLog::log_summary() {
+  write_json_line(metrics_, {{"type", "summary"},
+                             {"stage", stage_},
+                             {"steps", steps_logged_},
+                             {"tokens_per_second", mean_tokens_per_second()},
+                             {"train_seconds", total_seconds_}});
 }
 
 void TrainingLog::info(const std::string& line) {

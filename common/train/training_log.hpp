@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/memory.hpp"
+
 namespace ladder {
 
 /// What one training step measured.
@@ -41,6 +43,10 @@ class TrainingLog {
   void log_step(const StepMetrics& metrics);
   /// Records and prints one held-out evaluation.
   void log_eval(const EvalMetrics& metrics);
+  /// Prints the memory table and records it as {"type":"memory", "categories": {name: {current, peak}}, ...}.
+  void log_memory(const MemoryAccountant& accountant, Device device, std::int64_t parameter_count);
+  /// Records the run's totals: {"type":"summary", "steps", "tokens_per_second" (mean), "train_seconds"}.
+  void log_summary();
   /// Prints a free-form line (console only).
   void info(const std::string& line);
   /// Mean tokens per second over all steps logged so far (0 before the first).
@@ -54,6 +60,7 @@ class TrainingLog {
   std::int64_t log_every_;
   bool printing_;
   std::ofstream metrics_;
+  std::int64_t steps_logged_ = 0;
   double total_seconds_ = 0;
   std::int64_t total_tokens_ = 0;
   double window_seconds_ = 0;
