@@ -10,10 +10,14 @@
 #include "common/data/arithmetic_task.hpp"
 #include "common/data/data_source.hpp"
 #include "common/error.hpp"
+#include "tests/data_test_support.hpp"
 #include "common/random.hpp"
 
 namespace ladder {
 namespace {
+
+using testing_support::row_of;
+using testing_support::slice_of;
 
 struct ParsedProblem {
   int left;
@@ -38,29 +42,6 @@ ParsedProblem parse_problem(const std::string& text) {
 
 // The split as the documentation states it, written out here rather than calling the task.
 bool documented_held_out(int left, int right) { return hash_combine(0x5EED, left, right) % 10 == 0; }
-
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const LadderError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected a LadderError";
-  return "";
-}
-
-DataSlice slice_of(int rank, int world, int batch_size, int sequence_length) {
-  DataSlice slice;
-  slice.rank = rank;
-  slice.world = world;
-  slice.batch_size = batch_size;
-  slice.sequence_length = sequence_length;
-  return slice;
-}
-
-std::vector<std::int32_t> row_of(const std::vector<std::int32_t>& values, int row, int T) {
-  return {values.begin() + static_cast<std::ptrdiff_t>(row) * T, values.begin() + static_cast<std::ptrdiff_t>(row + 1) * T};
-}
 
 // Checks every row of a batch: whole problems that are arithmetically right, then padding, and targets that are
 // the next token exactly at '=' and the first three answer digits. Returns the (left, right) pairs seen.
@@ -208,27 +189,7 @@ TEST(DataArithmetic, EvalBatchesAndProblemsUseOnlyHeldOutPairsInOrder) {
 }
 
 TEST(DataArithmetic, TwoRanksSeeWhatOneRankWithTwiceTheRowsSees) {
-  const int B = 3, T = 34;
-  for (const char* spec : {"addition", "subtraction"}) {
-    auto whole = make_data_source(spec, slice_of(0, 1, 2 * B, T), 11);
-    auto rank0 = make_data_source(spec, slice_of(0, 2, B, T), 11);
-    auto rank1 = make_data_source(spec, slice_of(1, 2, B, T), 11);
-    for (std::int64_t step = 0; step < 4; ++step) {
-      const Batch expected = whole->train_batch(step);
-      const Batch first = rank0->train_batch(step), second = rank1->train_batch(step);
-      const Batch expected_eval = whole->eval_batch(step);
-      const Batch first_eval = rank0->eval_batch(step), second_eval = rank1->eval_batch(step);
-      for (int row = 0; row < B; ++row) {
-        EXPECT_EQ(row_of(first.inputs, row, T), row_of(expected.inputs, row, T));
-        EXPECT_EQ(row_of(second.inputs, row, T), row_of(expected.inputs, B + row, T));
-        EXPECT_EQ(row_of(first.targets, row, T), row_of(expected.targets, row, T));
-        EXPECT_EQ(row_of(second.targets, row, T), row_of(expected.targets, B + row, T));
-        EXPECT_EQ(row_of(first_eval.inputs, row, T), row_of(expected_eval.inputs, row, T));
-        EXPECT_EQ(row_of(second_eval.inputs, row, T), row_of(expected_eval.inputs, B + row, T));
-        EXPECT_EQ(row_of(second_eval.targets, row, T), row_of(expected_eval.targets, B + row, T));
-      }
-    }
-  }
+  for (const char* spec : {"addition", "subtraction"}) testing_support::expect_two_ranks_match_one(spec, 3, 34, 11, 4);
 }
 
 TEST(DataArithmetic, BatchesDependOnlyOnSeedAndStep) {
@@ -245,32 +206,32 @@ TEST(DataArithmetic, BatchesDependOnlyOnSeedAndStep) {
 }
 
 TEST(DataArithmetic, RejectsBadSlicesSpecsAndText) {
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(0, 1, 2, 9), 1); }).find("T = 9"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(0, 1, 2, 9), 1); }).find("T = 9"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("subtraction", slice_of(0, 1, 2, 9), 1); }).find("T = 9"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("subtraction", slice_of(0, 1, 2, 9), 1); }).find("T = 9"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(0, 0, 2, 20), 1); }).find("world size 0"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(0, 0, 2, 20), 1); }).find("world size 0"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(2, 2, 2, 20), 1); }).find("rank 2"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(2, 2, 2, 20), 1); }).find("rank 2"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(-1, 2, 2, 20), 1); }).find("rank -1"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(-1, 2, 2, 20), 1); }).find("rank -1"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(0, 1, 0, 20), 1); }).find("B = 0"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(0, 1, 0, 20), 1); }).find("B = 0"),
             std::string::npos);
-  EXPECT_NE(error_message([] { make_data_source("addition", slice_of(0, 1, 2, 0), 1); }).find("T = 0"),
+  EXPECT_NE(testing_support::error_message_of([] { make_data_source("addition", slice_of(0, 1, 2, 0), 1); }).find("T = 0"),
             std::string::npos);
 
-  const std::string unknown = error_message([] { make_data_source("multiplication", slice_of(0, 1, 2, 20), 1); });
+  const std::string unknown = testing_support::error_message_of([] { make_data_source("multiplication", slice_of(0, 1, 2, 20), 1); });
   for (const char* expected : {"multiplication", "addition", "subtraction", "text:PATH", "tokens:PATH"}) {
     EXPECT_NE(unknown.find(expected), std::string::npos) << unknown;
   }
 
   auto source = make_data_source("addition", slice_of(0, 1, 2, 20), 1);
-  EXPECT_NE(error_message([&] { source->encode("12 + 3"); }).find("' '"), std::string::npos);
-  EXPECT_NE(error_message([&] { source->encode("12x"); }).find("'x'"), std::string::npos);
-  EXPECT_NE(error_message([&] { source->decode({3, 16}); }).find("16"), std::string::npos);
-  EXPECT_NE(error_message([&] { source->eval_batch(16); }).find("16"), std::string::npos);
-  EXPECT_NE(error_message([&] { source->eval_batch(-1); }).find("-1"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->encode("12 + 3"); }).find("' '"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->encode("12x"); }).find("'x'"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->decode({3, 16}); }).find("16"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->eval_batch(16); }).find("16"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->eval_batch(-1); }).find("-1"), std::string::npos);
 }
 
 }  // namespace

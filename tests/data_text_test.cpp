@@ -11,49 +11,22 @@
 #include "common/data/data_source.hpp"
 #include "common/data/text_file.hpp"
 #include "common/error.hpp"
+#include "tests/data_test_support.hpp"
 
 namespace ladder {
 namespace {
 
+using testing_support::row_of;
+using testing_support::slice_of;
+
 namespace fs = std::filesystem;
 
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const LadderError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected a LadderError";
-  return "";
-}
-
-DataSlice slice_of(int rank, int world, int batch_size, int sequence_length) {
-  DataSlice slice;
-  slice.rank = rank;
-  slice.world = world;
-  slice.batch_size = batch_size;
-  slice.sequence_length = sequence_length;
-  return slice;
-}
-
-std::vector<std::int32_t> row_of(const std::vector<std::int32_t>& values, int row, int T) {
-  return {values.begin() + static_cast<std::ptrdiff_t>(row) * T, values.begin() + static_cast<std::ptrdiff_t>(row + 1) * T};
-}
-
-// A fresh folder per test, removed afterwards, so parallel test runs never share files.
+// Each test writes its files into its own temporary folder.
 class DataText : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    folder_ = fs::temp_directory_path() / ("ladder_data_text_" + std::to_string(::getpid()) + "_" + test->name());
-    fs::create_directories(folder_);
-  }
-  void TearDown() override { fs::remove_all(folder_); }
-
   std::string write(const std::string& name, const std::string& content) const {
-    const fs::path path = folder_ / name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path.string();
+    testing_support::write_file(folder_ / name, content);
+    return folder_ / name;
   }
 
   // Text with every byte value from the file's middle: windows must carry all 256 through unchanged.
@@ -63,7 +36,7 @@ class DataText : public ::testing::Test {
     return text;
   }
 
-  fs::path folder_;
+  testing_support::TempFolder folder_{"ladder-data-text"};
 };
 
 TEST_F(DataText, TrainWindowsAreTheFileBytesInOrder) {
@@ -109,7 +82,7 @@ TEST_F(DataText, EvalWindowsWalkTheLastTenthOnly) {
   }
   EXPECT_TRUE(source->eval_problems(10).empty());
   EXPECT_EQ(source->stop_token(), -1);
-  EXPECT_NE(error_message([&] { source->eval_batch(6); }).find("6"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->eval_batch(6); }).find("6"), std::string::npos);
 }
 
 TEST_F(DataText, HeldOutPartIsATenthButAtLeastOneWindow) {
@@ -127,29 +100,7 @@ TEST_F(DataText, HeldOutPartIsATenthButAtLeastOneWindow) {
 }
 
 TEST_F(DataText, TwoRanksSeeWhatOneRankWithTwiceTheRowsSees) {
-  const std::string path = "text:" + write("sample.txt", sample_text(5000));
-  const int B = 3, T = 16;
-  auto whole = make_data_source(path, slice_of(0, 1, 2 * B, T), 1);
-  auto rank0 = make_data_source(path, slice_of(0, 2, B, T), 1);
-  auto rank1 = make_data_source(path, slice_of(1, 2, B, T), 1);
-  ASSERT_EQ(rank0->eval_batch_count(), whole->eval_batch_count());
-  for (std::int64_t step = 0; step < 30; ++step) {
-    const Batch expected = whole->train_batch(step);
-    const Batch first = rank0->train_batch(step), second = rank1->train_batch(step);
-    for (int row = 0; row < B; ++row) {
-      EXPECT_EQ(row_of(first.inputs, row, T), row_of(expected.inputs, row, T));
-      EXPECT_EQ(row_of(second.inputs, row, T), row_of(expected.inputs, B + row, T));
-      EXPECT_EQ(row_of(first.targets, row, T), row_of(expected.targets, row, T));
-      EXPECT_EQ(row_of(second.targets, row, T), row_of(expected.targets, B + row, T));
-    }
-  }
-  for (std::int64_t index = 0; index < whole->eval_batch_count(); ++index) {
-    const Batch expected = whole->eval_batch(index);
-    for (int row = 0; row < B; ++row) {
-      EXPECT_EQ(row_of(rank0->eval_batch(index).inputs, row, T), row_of(expected.inputs, row, T));
-      EXPECT_EQ(row_of(rank1->eval_batch(index).targets, row, T), row_of(expected.targets, B + row, T));
-    }
-  }
+  testing_support::expect_two_ranks_match_one("text:" + write("sample.txt", sample_text(5000)), 3, 16, 1, 30);
 }
 
 TEST_F(DataText, BatchesAreDeterministicAndIndependentOfTheSeed) {
@@ -169,35 +120,35 @@ TEST_F(DataText, DecodeShowsTextAndMasksControlBytes) {
   EXPECT_EQ(source->decode(source->encode(utf8)), utf8);
   EXPECT_EQ(source->encode("A\xFF"), (std::vector<std::int32_t>{65, 255}));
   EXPECT_EQ(source->decode({72, 0, 105, 7, 27, 127, 10, 9}), "H?i???\n\t");
-  EXPECT_NE(error_message([&] { source->decode({65, 256}); }).find("256"), std::string::npos);
+  EXPECT_NE(testing_support::error_message_of([&] { source->decode({65, 256}); }).find("256"), std::string::npos);
 }
 
 TEST_F(DataText, RejectsMissingEmptyShortAndFolderPaths) {
-  const std::string missing = (folder_ / "absent.txt").string();
-  std::string message = error_message([&] { make_data_source("text:" + missing, slice_of(0, 1, 2, 8), 1); });
+  const std::string missing = folder_ / "absent.txt";
+  std::string message = testing_support::error_message_of([&] { make_data_source("text:" + missing, slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find(missing), std::string::npos) << message;
   EXPECT_NE(message.find("does not exist"), std::string::npos) << message;
 
   const std::string empty = write("empty.txt", "");
-  message = error_message([&] { make_data_source("text:" + empty, slice_of(0, 1, 2, 8), 1); });
+  message = testing_support::error_message_of([&] { make_data_source("text:" + empty, slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find(empty), std::string::npos) << message;
   EXPECT_NE(message.find("empty"), std::string::npos) << message;
 
   const std::string short_file = write("short.txt", sample_text(17));  // needs 2 (8 + 1) = 18
-  message = error_message([&] { make_data_source("text:" + short_file, slice_of(0, 1, 2, 8), 1); });
+  message = testing_support::error_message_of([&] { make_data_source("text:" + short_file, slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find(short_file), std::string::npos) << message;
   EXPECT_NE(message.find("17 bytes"), std::string::npos) << message;
   EXPECT_NE(message.find("18"), std::string::npos) << message;
 
-  message = error_message([&] { make_data_source("text:" + folder_.string(), slice_of(0, 1, 2, 8), 1); });
+  message = testing_support::error_message_of([&] { make_data_source("text:" + folder_.path().string(), slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find("directory"), std::string::npos) << message;
 
   const std::string good = "text:" + write("good.txt", sample_text(100));
-  message = error_message([&] { make_data_source(good, slice_of(0, 1, 2, 0), 1); });
+  message = testing_support::error_message_of([&] { make_data_source(good, slice_of(0, 1, 2, 0), 1); });
   EXPECT_NE(message.find("T = 0"), std::string::npos) << message;
-  message = error_message([&] { make_data_source(good, slice_of(3, 2, 2, 8), 1); });
+  message = testing_support::error_message_of([&] { make_data_source(good, slice_of(3, 2, 2, 8), 1); });
   EXPECT_NE(message.find("rank 3"), std::string::npos) << message;
-  message = error_message([&] { make_data_source("text:", slice_of(0, 1, 2, 8), 1); });
+  message = testing_support::error_message_of([&] { make_data_source("text:", slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find("text:PATH"), std::string::npos) << message;
 }
 
@@ -207,7 +158,7 @@ TEST_F(DataText, RejectsAnUnreadableFile) {
   if (std::ifstream(locked).is_open()) {
     GTEST_SKIP() << "running as root: a file without read permission is still readable here";
   }
-  const std::string message = error_message([&] { make_data_source("text:" + locked, slice_of(0, 1, 2, 8), 1); });
+  const std::string message = testing_support::error_message_of([&] { make_data_source("text:" + locked, slice_of(0, 1, 2, 8), 1); });
   EXPECT_NE(message.find(locked), std::string::npos) << message;
   EXPECT_NE(message.find("cannot be opened"), std::string::npos) << message;
 }

@@ -12,34 +12,15 @@
 #include "common/data/data_source.hpp"
 #include "common/data/token_shard.hpp"
 #include "common/error.hpp"
+#include "tests/data_test_support.hpp"
 
 namespace ladder {
 namespace {
 
+using testing_support::row_of;
+using testing_support::slice_of;
+
 namespace fs = std::filesystem;
-
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const LadderError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected a LadderError";
-  return "";
-}
-
-DataSlice slice_of(int rank, int world, int batch_size, int sequence_length) {
-  DataSlice slice;
-  slice.rank = rank;
-  slice.world = world;
-  slice.batch_size = batch_size;
-  slice.sequence_length = sequence_length;
-  return slice;
-}
-
-std::vector<std::int32_t> row_of(const std::vector<std::int32_t>& values, int row, int T) {
-  return {values.begin() + static_cast<std::ptrdiff_t>(row) * T, values.begin() + static_cast<std::ptrdiff_t>(row + 1) * T};
-}
 
 // Token ids spread over the whole GPT-2 range, including the largest, 50256.
 std::vector<std::uint16_t> sample_tokens(std::size_t count) {
@@ -67,24 +48,16 @@ std::string shard_bytes(std::int32_t magic, std::int32_t version, std::int32_t c
 
 class DataTokens : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    folder_ = fs::temp_directory_path() / ("ladder_data_tokens_" + std::to_string(::getpid()) + "_" + test->name());
-    fs::create_directories(folder_);
-  }
-  void TearDown() override { fs::remove_all(folder_); }
-
   std::string write(const std::string& name, const std::string& content) const {
-    const fs::path path = folder_ / name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path.string();
+    testing_support::write_file(folder_ / name, content);
+    return folder_ / name;
   }
 
   std::string write_shard(const std::string& name, const std::vector<std::uint16_t>& tokens) const {
     return write(name, shard_bytes(20240520, 1, static_cast<std::int32_t>(tokens.size()), tokens));
   }
 
-  fs::path folder_;
+  testing_support::TempFolder folder_{"ladder-data-tokens"};
 };
 
 TEST_F(DataTokens, WindowsAreTheShardTokensInOrder) {
@@ -121,26 +94,9 @@ TEST_F(DataTokens, WindowsAreTheShardTokensInOrder) {
 
 TEST_F(DataTokens, TwoRanksSeeWhatOneRankWithTwiceTheRowsSees) {
   const std::string path = "tokens:" + write_shard("shard.bin", sample_tokens(4000));
-  const int B = 2, T = 24;
-  auto whole = make_data_source(path, slice_of(0, 1, 2 * B, T), 9);
-  auto rank0 = make_data_source(path, slice_of(0, 2, B, T), 9);
-  auto rank1 = make_data_source(path, slice_of(1, 2, B, T), 9);
-  for (std::int64_t step = 0; step < 40; ++step) {
-    const Batch expected = whole->train_batch(step);
-    const Batch first = rank0->train_batch(step), second = rank1->train_batch(step);
-    for (int row = 0; row < B; ++row) {
-      EXPECT_EQ(row_of(first.inputs, row, T), row_of(expected.inputs, row, T));
-      EXPECT_EQ(row_of(second.inputs, row, T), row_of(expected.inputs, B + row, T));
-      EXPECT_EQ(row_of(first.targets, row, T), row_of(expected.targets, row, T));
-      EXPECT_EQ(row_of(second.targets, row, T), row_of(expected.targets, B + row, T));
-    }
-  }
-  const Batch expected_eval = whole->eval_batch(2);
-  for (int row = 0; row < B; ++row) {
-    EXPECT_EQ(row_of(rank0->eval_batch(2).inputs, row, T), row_of(expected_eval.inputs, row, T));
-    EXPECT_EQ(row_of(rank1->eval_batch(2).inputs, row, T), row_of(expected_eval.inputs, B + row, T));
-  }
-  auto again = make_data_source(path, slice_of(0, 1, 2 * B, T), 9);
+  testing_support::expect_two_ranks_match_one(path, 2, 24, 9, 40);
+  auto whole = make_data_source(path, slice_of(0, 1, 4, 24), 9);
+  auto again = make_data_source(path, slice_of(0, 1, 4, 24), 9);
   EXPECT_EQ(whole->train_batch(3).inputs, again->train_batch(3).inputs);
   EXPECT_NE(whole->train_batch(3).inputs, whole->train_batch(4).inputs);
 }
@@ -149,8 +105,8 @@ TEST_F(DataTokens, DecodeNamesIdsAndEncodeIsRefused) {
   TokenShardSource source(write_shard("shard.bin", sample_tokens(100)), slice_of(0, 1, 1, 8));
   EXPECT_EQ(source.decode({15496, 11, 0, 50256}), "<15496> <11> <0> <50256>");
   EXPECT_EQ(source.decode({}), "");
-  EXPECT_NE(error_message([&] { source.decode({50257}); }).find("50257"), std::string::npos);
-  const std::string message = error_message([&] { source.encode("Hello"); });
+  EXPECT_NE(testing_support::error_message_of([&] { source.decode({50257}); }).find("50257"), std::string::npos);
+  const std::string message = testing_support::error_message_of([&] { source.encode("Hello"); });
   EXPECT_NE(message.find("BPE"), std::string::npos) << message;
   EXPECT_NE(message.find("text"), std::string::npos) << message;
 }
@@ -160,12 +116,12 @@ TEST_F(DataTokens, RejectsMalformedShards) {
   const std::vector<std::uint16_t> tokens = sample_tokens(100);
   const std::string good = shard_bytes(20240520, 1, 100, tokens);
   const auto expect_error = [&](const std::string& path, const std::vector<std::string>& pieces) {
-    const std::string message = error_message([&] { make_data_source("tokens:" + path, slice, 1); });
+    const std::string message = testing_support::error_message_of([&] { make_data_source("tokens:" + path, slice, 1); });
     EXPECT_NE(message.find(path), std::string::npos) << message;
     for (const std::string& piece : pieces) EXPECT_NE(message.find(piece), std::string::npos) << message;
   };
 
-  expect_error((folder_ / "absent.bin").string(), {"does not exist"});
+  expect_error(folder_ / "absent.bin", {"does not exist"});
   expect_error(write("bad_magic.bin", shard_bytes(20240521, 1, 100, tokens)), {"magic", "20240521", "20240520"});
   expect_error(write("bad_version.bin", shard_bytes(20240520, 2, 100, tokens)), {"version 2"});
   expect_error(write("truncated.bin", good.substr(0, good.size() - 1)), {"truncated", "1223 bytes", "1224"});

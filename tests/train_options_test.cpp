@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/train/options.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
@@ -32,23 +33,6 @@ std::string error_of(const std::vector<std::string>& words) {
   ADD_FAILURE() << "expected a LadderError for the command line starting with " << words.front();
   return "";
 }
-
-/// A fresh folder under the system's temporary folder, removed when the test ends.
-class TemporaryFolder {
- public:
-  TemporaryFolder()
-      : path_(std::filesystem::temp_directory_path() /
-              ("ladder_options_test_" + std::to_string(::getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryFolder() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 TEST(TrainOptions, DefaultsAreTheDocumentedOnes) {
   const TrainOptions options = parse({});
@@ -86,8 +70,8 @@ TEST(TrainOptions, DefaultsAreTheDocumentedOnes) {
 }
 
 TEST(TrainOptions, EveryFlagIsParsedIntoItsField) {
-  TemporaryFolder folder;
-  const std::string checkpoint = folder.file("start.safetensors");
+  testing_support::TempFolder folder;
+  const std::string checkpoint = (folder / "start.safetensors");
   std::ofstream(checkpoint) << "exists";
   const TrainOptions options = parse({
       "--model", "tiny", "--layers", "3", "--heads", "5", "--channels", "40", "--context", "24",
@@ -96,8 +80,8 @@ TEST(TrainOptions, EveryFlagIsParsedIntoItsField) {
       "--weight-decay", "0.01", "--beta1", "0.8", "--beta2", "0.99", "--eps", "1e-6", "--grad-clip", "0",
       "--seed", "18446744073709551615",
       "--log-every", "11", "--eval-every", "0", "--eval-batches", "2", "--eval-problems", "0",
-      "--metrics", folder.file("run.jsonl"),
-      "--save", folder.file("end.safetensors"), "--load", checkpoint, "--samples", "0", "--sample-tokens", "5",
+      "--metrics", (folder / "run.jsonl"),
+      "--save", (folder / "end.safetensors"), "--load", checkpoint, "--samples", "0", "--sample-tokens", "5",
       "--prompt", "Once upon", "--device", "cpu", "--threads", "2"});
   EXPECT_EQ(options.model_name, "tiny");
   EXPECT_EQ(options.layer_count, 3);
@@ -121,8 +105,8 @@ TEST(TrainOptions, EveryFlagIsParsedIntoItsField) {
   EXPECT_EQ(options.eval_every, 0);
   EXPECT_EQ(options.eval_batches, 2);
   EXPECT_EQ(options.eval_problems, 0);
-  EXPECT_EQ(options.metrics_path, folder.file("run.jsonl"));
-  EXPECT_EQ(options.checkpoint_out, folder.file("end.safetensors"));
+  EXPECT_EQ(options.metrics_path, (folder / "run.jsonl"));
+  EXPECT_EQ(options.checkpoint_out, (folder / "end.safetensors"));
   EXPECT_EQ(options.init_from, checkpoint);
   EXPECT_EQ(options.sample_count, 0);
   EXPECT_EQ(options.sample_tokens, 5);
@@ -212,23 +196,23 @@ TEST(TrainOptions, OnlyTheCpuDeviceIsAvailable) {
 }
 
 TEST(TrainOptions, OutputFilesNeedAnExistingFolder) {
-  TemporaryFolder folder;
-  const std::string missing_folder = folder.file("no_such_folder");
+  testing_support::TempFolder folder;
+  const std::string missing_folder = (folder / "no_such_folder");
   for (const std::string flag : {"--metrics", "--save"}) {
     const std::string path = missing_folder + "/out.file";
     const std::string message = error_of({flag, path});
     EXPECT_NE(message.find(flag + " " + path), std::string::npos) << message;
     EXPECT_NE(message.find("the folder '" + missing_folder + "' does not exist"), std::string::npos) << message;
   }
-  const std::string folder_as_file = error_of({"--save", folder.file("")});
+  const std::string folder_as_file = error_of({"--save", (folder / "")});
   EXPECT_NE(folder_as_file.find("is a folder"), std::string::npos) << folder_as_file;
 }
 
 TEST(TrainOptions, LoadNeedsAnExistingFile) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("missing.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "missing.safetensors");
   EXPECT_EQ(error_of({"--load", path}), "--load " + path + ": the file does not exist");
-  const std::string folder_message = error_of({"--load", folder.file("")});
+  const std::string folder_message = error_of({"--load", (folder / "")});
   EXPECT_NE(folder_message.find("is not a regular file"), std::string::npos) << folder_message;
 }
 

@@ -17,45 +17,14 @@
 #include "common/dtype.hpp"
 #include "common/error.hpp"
 #include "common/train/safetensors.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
 
-using Bytes = std::vector<unsigned char>;
-
-/// A fresh folder under the system's temporary folder, removed when the test ends.
-class TemporaryFolder {
- public:
-  TemporaryFolder()
-      : path_(std::filesystem::temp_directory_path() /
-              ("ladder_safetensors_test_" + std::to_string(::getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryFolder() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  /// Names of everything in the folder, to prove no temporary file was left behind.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const Bytes& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
-}
+using testing_support::Bytes;
+using testing_support::read_bytes;
+using testing_support::write_bytes;
 
 /// A file laid out by hand as the Python safetensors library does: u64 little-endian header length,
 /// the JSON text padded with spaces to a multiple of 8, then the data. `length_override` forges the length.
@@ -89,8 +58,8 @@ Bytes bytes_of(const std::vector<Value>& values) {
 }
 
 TEST(Safetensors, RoundTripOfEveryDtypeAndTheMetadata) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("model.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "model.safetensors");
   const std::vector<float> f32 = {1.5f, -2.25f, 3.0f, 0.0f, -0.0f, 1e-30f};
   const std::vector<Half> f16 = {Half(1.0f), Half(-65504.0f), Half(0.000061035156f)};
   const std::vector<BFloat16> bf16 = {BFloat16(3.0f), BFloat16(-1e30f)};
@@ -122,8 +91,8 @@ TEST(Safetensors, RoundTripOfEveryDtypeAndTheMetadata) {
 }
 
 TEST(Safetensors, ScalarsAndEmptyTensorsRoundTrip) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("edge.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "edge.safetensors");
   const float scalar = 42.0f;
   write_safetensors(path, {{"empty", DType::F32, {0, 5}, nullptr}, {"scalar", DType::F32, {}, &scalar}});
   const SafetensorsFile file = SafetensorsFile::read(path);
@@ -135,8 +104,8 @@ TEST(Safetensors, ScalarsAndEmptyTensorsRoundTrip) {
 }
 
 TEST(Safetensors, ReadsAFileLaidOutByHandAsPythonWritesIt) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("python.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "python.safetensors");
   // 1.0f = 0x3F800000 and -2.0f = 0xC0000000, little-endian; int32 258 = 0x00000102.
   const Bytes data = {0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0, 0x02, 0x01, 0x00, 0x00};
   write_bytes(path, hand_built_file(R"({"__metadata__":{"format":"pt"},)"
@@ -155,8 +124,8 @@ TEST(Safetensors, ReadsAFileLaidOutByHandAsPythonWritesIt) {
 }
 
 TEST(Safetensors, WrittenHeaderIsTheExpectedJsonPaddedToEightBytes) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("layout.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "layout.safetensors");
   const std::vector<float> first = {1, 2, 3, 4, 5, 6};
   const std::vector<std::int32_t> second = {9};
   write_safetensors(path, {{"w", DType::F32, {2, 3}, first.data()}, {"ids", DType::I32, {1}, second.data()}},
@@ -219,21 +188,21 @@ TEST(Safetensors, EveryDefectIsNamedWithTheFile) {
       {"duplicate", hand_built_file("{" + a8 + "," + a8 + "}", eight), "the name 'a' appears twice"},
       {"metadata", hand_built_file(R"({"__metadata__":{"step":10}})", {}), "metadata 'step' is 10"},
   };
-  TemporaryFolder folder;
+  testing_support::TempFolder folder;
   for (const CorruptFile& corrupt : cases) {
-    const std::string path = folder.file(corrupt.label + ".safetensors");
+    const std::string path = (folder / corrupt.label + ".safetensors");
     write_bytes(path, corrupt.bytes);
     const std::string message = read_error(path);
     EXPECT_NE(message.find("checkpoint '" + path + "': "), std::string::npos) << corrupt.label << ": " << message;
     EXPECT_NE(message.find(corrupt.expected_in_message), std::string::npos) << corrupt.label << ": " << message;
   }
-  EXPECT_EQ(read_error(folder.file("absent.safetensors")),
-            "checkpoint '" + folder.file("absent.safetensors") + "': the file does not exist");
+  EXPECT_EQ(read_error((folder / "absent.safetensors")),
+            "checkpoint '" + (folder / "absent.safetensors") + "': the file does not exist");
 }
 
 TEST(Safetensors, TruncatedCheckpointIsRejected) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("truncated.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "truncated.safetensors");
   const std::vector<float> values(10, 1.0f);
   write_safetensors(path, {{"w", DType::F32, {10}, values.data()}});
   Bytes bytes = read_bytes(path);
@@ -244,8 +213,8 @@ TEST(Safetensors, TruncatedCheckpointIsRejected) {
 }
 
 TEST(Safetensors, GetNamesTheTensorAndWhatDiffers) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("model.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "model.safetensors");
   const std::vector<float> values(6, 0.5f);
   write_safetensors(path, {{"w", DType::F32, {2, 3}, values.data()}});
   const SafetensorsFile file = SafetensorsFile::read(path);

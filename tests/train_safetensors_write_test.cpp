@@ -16,40 +16,14 @@
 #include "common/dtype.hpp"
 #include "common/error.hpp"
 #include "common/train/safetensors.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
 
-using Bytes = std::vector<unsigned char>;
-
-/// A fresh folder under the system's temporary folder, removed when the test ends.
-class TemporaryFolder {
- public:
-  TemporaryFolder()
-      : path_(std::filesystem::temp_directory_path() /
-              ("ladder_safetensors_write_test_" + std::to_string(::getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryFolder() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  /// Names of everything in the folder, to prove no temporary file was left behind.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
+using testing_support::Bytes;
+using testing_support::read_bytes;
+using testing_support::write_bytes;
 
 /// Raw bytes of a few values, for comparing with what a file holds.
 Bytes bytes_of(const std::vector<float>& values) {
@@ -59,8 +33,8 @@ Bytes bytes_of(const std::vector<float>& values) {
 }
 
 TEST(Safetensors, BadTensorListsAreRefusedBeforeAnyFileIsTouched) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("bad.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "bad.safetensors");
   const float value = 1.0f;
   EXPECT_THROW(write_safetensors(path, {{"a", DType::F32, {1}, &value}, {"a", DType::F32, {1}, &value}}),
                LadderError);
@@ -71,8 +45,8 @@ TEST(Safetensors, BadTensorListsAreRefusedBeforeAnyFileIsTouched) {
 }
 
 TEST(Safetensors, WritingIntoAMissingFolderThrowsAndLeavesNothing) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("missing/model.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "missing/model.safetensors");
   const float value = 1.0f;
   try {
     write_safetensors(path, {{"a", DType::F32, {1}, &value}});
@@ -85,8 +59,8 @@ TEST(Safetensors, WritingIntoAMissingFolderThrowsAndLeavesNothing) {
 }
 
 TEST(Safetensors, FailedOverwriteKeepsThePreviousFile) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("model.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "model.safetensors");
   const std::vector<float> old_values = {1, 2, 3};
   write_safetensors(path, {{"w", DType::F32, {3}, old_values.data()}}, {{"version", "old"}});
   const Bytes before = read_bytes(path);
@@ -122,8 +96,8 @@ TEST(Safetensors, FailedOverwriteKeepsThePreviousFile) {
 }
 
 TEST(Safetensors, OverwriteReplacesTheWholeFile) {
-  TemporaryFolder folder;
-  const std::string path = folder.file("model.safetensors");
+  testing_support::TempFolder folder;
+  const std::string path = (folder / "model.safetensors");
   const std::vector<float> big(100, 1.0f);
   const std::vector<float> small = {2.0f};
   write_safetensors(path, {{"w", DType::F32, {100}, big.data()}});

@@ -12,23 +12,10 @@
 
 #include "common/error.hpp"
 #include "common/train/training_log.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
-
-/// A file path under the system's temporary folder, removed when the test ends.
-class TemporaryFile {
- public:
-  explicit TemporaryFile(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() / ("ladder_log_test_" + std::to_string(::getpid()) + "_" + name)) {
-    std::filesystem::remove(path_);
-  }
-  ~TemporaryFile() { std::filesystem::remove(path_); }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -121,9 +108,10 @@ TEST(TrainingLog, SilentRanksPrintNothing) {
 }
 
 TEST(TrainingLog, JsonLinesCarryEveryStepAndEvaluation) {
-  TemporaryFile file("metrics.jsonl");
+  testing_support::TempFolder folder("ladder-log-test");
+  const std::string metrics_path = folder / "metrics.jsonl";
   {
-    TrainingLog log("05_bf16", 3, 100, file.path(), /*printing=*/false);
+    TrainingLog log("05_bf16", 3, 100, metrics_path, /*printing=*/false);
     for (int step = 1; step <= 3; ++step) {
       StepMetrics metrics = step_metrics(step, 0.25 * step, 512);
       metrics.extras = {{"loss_scale", 1024.0 * step}};
@@ -132,12 +120,12 @@ TEST(TrainingLog, JsonLinesCarryEveryStepAndEvaluation) {
     log.log_eval({3, 1.25, 0.75});
     log.log_eval({3, 1.5, std::nullopt});
     // Flushed per line: everything is on disk before the log is destroyed.
-    std::ifstream early(file.path());
+    std::ifstream early(metrics_path);
     std::string content((std::istreambuf_iterator<char>(early)), std::istreambuf_iterator<char>());
     EXPECT_EQ(lines_of(content).size(), 5u);
     EXPECT_TRUE(content.ends_with("\n"));
   }
-  std::ifstream stream(file.path());
+  std::ifstream stream(metrics_path);
   std::vector<nlohmann::json> objects;
   for (std::string line; std::getline(stream, line);) objects.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(objects.size(), 5u);

@@ -68,30 +68,30 @@ void scale(Tensor values, double factor) {
 }
 
 // accumulate and convert may mix dtypes (e.g. fp16 gradients into fp32 master gradients): two-level dispatch.
-void accumulate(Tensor destination, Tensor source) {
-  const ArgumentChecks check(__func__);
+namespace {
+template <class Kernel>
+void dispatch_two_dtypes(const char* op, Tensor destination, Tensor source, Kernel kernel) {
+  const ArgumentChecks check(op);
   check.on_cpu({{"destination", destination}, {"source", source}});
   check.element_count({"source", source}, destination.numel());
-  visit_float_dtype(destination.dtype(), __func__, [&](auto destination_element) {
-    visit_float_dtype(source.dtype(), __func__, [&](auto source_element) {
+  visit_float_dtype(destination.dtype(), op, [&](auto destination_element) {
+    visit_float_dtype(source.dtype(), op, [&](auto source_element) {
       using Destination = decltype(destination_element);
       using Source = decltype(source_element);
-      cpu::accumulate(destination.as<Destination>(), source.as<Source>(), destination.numel());
+      kernel(destination.as<Destination>(), source.as<Source>(), destination.numel());
     });
   });
 }
+}  // namespace
+
+void accumulate(Tensor destination, Tensor source) {
+  dispatch_two_dtypes(__func__, destination, source,
+                      [](auto* out, const auto* in, std::int64_t count) { cpu::accumulate(out, in, count); });
+}
 
 void convert(Tensor destination, Tensor source) {
-  const ArgumentChecks check(__func__);
-  check.on_cpu({{"destination", destination}, {"source", source}});
-  check.element_count({"source", source}, destination.numel());
-  visit_float_dtype(destination.dtype(), __func__, [&](auto destination_element) {
-    visit_float_dtype(source.dtype(), __func__, [&](auto source_element) {
-      using Destination = decltype(destination_element);
-      using Source = decltype(source_element);
-      cpu::convert(destination.as<Destination>(), source.as<Source>(), destination.numel());
-    });
-  });
+  dispatch_two_dtypes(__func__, destination, source,
+                      [](auto* out, const auto* in, std::int64_t count) { cpu::convert(out, in, count); });
 }
 
 void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper) {

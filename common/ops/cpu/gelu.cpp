@@ -22,16 +22,19 @@ inline double fast_tanh(double u) { return std::tanh(u); }
 
 }  // namespace
 
+// u(x) = √(2/π)·(x + 0.044715·x³), the argument of the tanh.
+template <class Compute>
+inline Compute tanh_argument(Compute x) {
+  return static_cast<Compute>(kSqrtTwoOverPi) * (x + static_cast<Compute>(kCubicCoefficient) * x * x * x);
+}
+
 template <class S>
 void gelu_forward(S* out, const S* inp, std::int64_t count) {
   using Compute = ComputeType<S>;
-  const Compute sqrt_two_over_pi = static_cast<Compute>(kSqrtTwoOverPi);
-  const Compute cubic = static_cast<Compute>(kCubicCoefficient);
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
     const Compute x = load<S>(inp[i]);
-    const Compute inner = sqrt_two_over_pi * (x + cubic * x * x * x);
-    out[i] = store<S>(Compute(0.5) * x * (Compute(1) + fast_tanh(inner)));
+    out[i] = store<S>(Compute(0.5) * x * (Compute(1) + fast_tanh(tanh_argument(x))));
   }
 }
 
@@ -43,14 +46,12 @@ void gelu_backward(S* dinp, const S* inp, const S* dout, std::int64_t count) {
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
     const Compute x = load<S>(inp[i]);
-    const Compute inner = sqrt_two_over_pi * (x + cubic * x * x * x);
-    const Compute tanh_inner = fast_tanh(inner);
+    const Compute tanh_u = fast_tanh(tanh_argument(x));
     // d/dx of 0.5·x·(1 + tanh(u(x))) = 0.5·(1 + tanh u) + 0.5·x·sech²(u)·u'(x), with sech² = 1 - tanh²
     // (finite for every x, where 1/cosh² would need cosh, which overflows).
-    const Compute sech_squared = Compute(1) - tanh_inner * tanh_inner;
-    const Compute inner_derivative = sqrt_two_over_pi * (Compute(1) + Compute(3) * cubic * x * x);
-    const Compute local_gradient =
-        Compute(0.5) * (Compute(1) + tanh_inner) + Compute(0.5) * x * sech_squared * inner_derivative;
+    const Compute sech_squared = Compute(1) - tanh_u * tanh_u;
+    const Compute u_derivative = sqrt_two_over_pi * (Compute(1) + Compute(3) * cubic * x * x);
+    const Compute local_gradient = Compute(0.5) * (Compute(1) + tanh_u) + Compute(0.5) * x * sech_squared * u_derivative;
     dinp[i] = store<S>(load<S>(dinp[i]) + local_gradient * load<S>(dout[i]));
   }
 }
