@@ -1,0 +1,34 @@
+#include "03_master_weights/master_weights.hpp"
+
+#include "common/ops/ops.hpp"
+
+namespace ladder::stage03 {
+
+MasterWeights::MasterWeights(const GPT& model)
+    : storage_(model.layout().padded_size() * dtype_size(DType::F32), MemoryCategory::MasterWeights),
+      weights_(view_of(storage_, DType::F32)) {
+  copy_from(model);
+}
+
+void MasterWeights::copy_from(const GPT& model) { ops::convert(weights_, model.parameters()); }
+
+void MasterWeights::assign(GPT& model, Tensor weights) {
+  ops::convert(weights_, weights);
+  ops::convert(model.parameters(), weights_);
+}
+
+double MasterWeights::step(AdamW& optimizer, GPT& model, double learning_rate, double gradient_scale) {
+  // AdamW converts each fp16 gradient to fp32 as it reads it, so no fp32 gradient buffer is ever
+  // allocated: the "copy gradient into fp32" step of the recipe costs no memory.
+  const double norm = optimizer.step(weights_, model.gradients(), learning_rate, gradient_scale);
+  ops::convert(model.parameters(), weights_);  // the only rounding: fp32 master -> fp16 working copy
+  return norm;
+}
+
+MasterWeightsTraining::MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size,
+                                             int sequence_length, DType working_dtype)
+    : model(config, working_dtype, batch_size, sequence_length),
+      master(model),
+      optimizer(model.layout(), adamw, DType::F32) {}
+
+}  // namespace ladder::stage03
