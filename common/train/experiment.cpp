@@ -38,6 +38,15 @@ int resolve_sequence_length(const TrainOptions& options) {
   return length;
 }
 
+// "{rank}" in a data spec becomes the rank, so each rank can read a file of its own (text:shard_{rank}.txt).
+std::string with_rank(std::string spec, int rank) {
+  const std::string placeholder = "{rank}";
+  for (auto at = spec.find(placeholder); at != std::string::npos; at = spec.find(placeholder)) {
+    spec.replace(at, placeholder.size(), std::to_string(rank));
+  }
+  return spec;
+}
+
 }  // namespace
 
 Experiment::Experiment(TrainOptions options, int rank, int world)
@@ -45,11 +54,12 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   ops::set_cpu_threads(options_.threads);
   sequence_length_ = resolve_sequence_length(options_);
   DataSlice slice{rank, world, options_.batch_size, sequence_length_};
-  data_ = make_data_source(options_.data, slice, options_.seed);
+  data_ = make_data_source(with_rank(options_.data, rank), slice, options_.seed);
   model_config_ = resolve_config(options_, data_->vocab_size());
   schedule_ = {options_.learning_rate, options_.min_learning_rate_ratio, options_.warmup_steps, options_.steps};
-  log_ = std::make_unique<TrainingLog>(options_.stage, options_.steps, options_.log_every, options_.metrics_path,
-                                       rank == 0);
+  // Rank 0 speaks for the job: it alone prints and writes the metrics file.
+  log_ = std::make_unique<TrainingLog>(options_.stage, options_.steps, options_.log_every,
+                                       rank == 0 ? options_.metrics_path : std::string(), rank == 0);
   log_->info(options_.stage + " | model " + model_config_.describe());
   log_->info(options_.stage + " | data " + data_->describe());
   std::ostringstream line;

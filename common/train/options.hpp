@@ -22,7 +22,7 @@ struct TrainOptions {
   int channels = 0;                   ///< --channels: override C
   int max_sequence_length = 0;        ///< --context: override the model's max T
   // Data
-  std::string data = "addition";      ///< --data: addition | subtraction | text:PATH | tokens:PATH
+  std::string data = "addition";      ///< --data: addition | subtraction | text:PATH | tokens:PATH ("{rank}" in PATH: the rank)
   int batch_size = 64;                ///< --batch-size: B rows per rank
   int sequence_length = 0;            ///< --seq-len: T per row (0: the data's preferred length, else the context)
   // Optimisation

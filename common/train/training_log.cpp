@@ -40,7 +40,11 @@ std::string format_duration(double seconds, bool show_tenths) {
 }
 
 /// Extras are small counters and scales (65536, 3): %g prints them without noise digits.
-std::string format_extra(double value) { return format("%g", value); }
+// Whole numbers (byte and step counts) print in full; others in %g (a loss scale of 65536, a fraction of 0.0312).
+std::string format_extra(double value) {
+  if (value == std::floor(value) && std::abs(value) < 1e15) return format("%.0f", value);
+  return format("%g", value);
+}
 
 int decimal_digits(std::int64_t value) {
   int digits = 1;
