@@ -1,32 +1,30 @@
 // Causal self-attention: forward against a naive reference written differently (a full masked score matrix),
 // causality itself, and the backward against central finite differences in double precision.
 //
-// Gradient tolerance, as in ops_gradcheck_test.cpp: |analytic - numerical| <= 1e-6 · max(|analytic|,
-// |numerical|) + 1e-8, with step 1e-5 (the finite differences themselves are good to about 1e-10).
+// Gradient method and tolerance, as in ops_gradcheck_test.cpp: those of tests/ops_test_support.hpp,
+// |analytic - numerical| <= 1e-6 · max(|analytic|, |numerical|) + 1e-8, with step 1e-5.
 // Forward tolerance: 1e-12 absolute on values of order 1 (both sides are double; only summation order differs).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "common/ops/ops.hpp"
 #include "common/random.hpp"
+#include "tests/ops_test_support.hpp"
 
 namespace ladder {
 namespace {
 
-constexpr double kStep = 1e-5;
-constexpr double kRelativeTolerance = 1e-6;
-constexpr double kAbsoluteTolerance = 1e-8;
-constexpr double kForwardTolerance = 1e-12;
+using testing_support::expect_gradient;
+using testing_support::numerical_gradient;
+using testing_support::random_values;
+using testing_support::weighted_sum;
 
-std::vector<double> random_values(Random& random, std::size_t count) {
-  std::vector<double> values(count);
-  for (double& value : values) value = random.normal();
-  return values;
-}
+constexpr double kForwardTolerance = 1e-12;
 
 // The shapes of one attention call and buffers for its tensors.
 struct Attention {
@@ -119,36 +117,17 @@ void check_attention_gradient(std::int64_t B, std::int64_t T, std::int64_t C, st
   std::vector<double> weights = random_values(random, a.out.size());
   auto loss = [&] {
     a.forward();
-    double sum = 0;
-    for (std::size_t i = 0; i < a.out.size(); ++i) sum += a.out[i] * weights[i];
-    return sum;
+    return weighted_sum(a.out, weights);
   };
-  std::vector<double> numerical(a.qkv.size());
-  for (std::size_t i = 0; i < a.qkv.size(); ++i) {
-    const double original = a.qkv[i];
-    a.qkv[i] = original + kStep;
-    const double plus = loss();
-    a.qkv[i] = original - kStep;
-    const double minus = loss();
-    a.qkv[i] = original;
-    numerical[i] = (plus - minus) / (2 * kStep);
-  }
+  const std::vector<double> numerical = numerical_gradient(a.qkv, loss);
   loss();                                                          // att of the unperturbed input, for the backward
   std::vector<double> dqkv = random_values(random, a.qkv.size());  // backward must add to this
   const std::vector<double> initial = dqkv;
   ops::attention_backward(a.qkv_view(dqkv), a.out_view(weights), a.qkv_view(a.qkv), a.att_view(),
                           static_cast<int>(heads));
-  int failures = 0;
-  for (std::size_t i = 0; i < dqkv.size(); ++i) {
-    const double analytic = dqkv[i] - initial[i];
-    const double tolerance =
-        kRelativeTolerance * std::max(std::fabs(analytic), std::fabs(numerical[i])) + kAbsoluteTolerance;
-    if (std::fabs(analytic - numerical[i]) > tolerance && ++failures <= 5) {
-      ADD_FAILURE() << "B=" << B << " T=" << T << " C=" << C << " heads=" << heads << ": dqkv[" << i << "] is "
-                    << analytic << ", finite differences give " << numerical[i];
-    }
-  }
-  EXPECT_EQ(failures, 0);
+  expect_gradient(dqkv, initial, numerical,
+                  "B=" + std::to_string(B) + " T=" + std::to_string(T) + " C=" + std::to_string(C) +
+                      " heads=" + std::to_string(heads) + ": dqkv");
 }
 
 TEST(Attention, BackwardMatchesFiniteDifferences) {

@@ -10,17 +10,14 @@
 
 #include "common/ops/ops.hpp"
 #include "common/random.hpp"
+#include "tests/ops_test_support.hpp"
 
 namespace ladder {
 namespace {
 
-constexpr double kDoubleTolerance = 1e-12;
+using testing_support::random_values;
 
-std::vector<double> random_values(Random& random, std::size_t count, double scale = 1.0) {
-  std::vector<double> values(count);
-  for (double& value : values) value = scale * random.normal();
-  return values;
-}
+constexpr double kDoubleTolerance = 1e-12;
 
 TEST(ForwardReference, MatmulIsTheTripleLoopInF64AndF32) {
   Random random(301);

@@ -1,14 +1,6 @@
-// Every layer op's backward against central finite differences of its forward, in double precision (F64).
-// (Attention has its own file, ops_attention_test.cpp, with the same method.)
-//
-// Each check defines a scalar loss L = Σ out·w with random weights w, so every output element matters, and
-// differentiates L numerically with respect to every input element; the backward pass gets dout = w.
-// Gradient tensors start from random content that the check subtracts afterwards, so each check also proves the
-// accumulate convention: backward adds (+=) to what is there.
-//
-// Tolerance: |analytic - numerical| <= 1e-6 · max(|analytic|, |numerical|) + 1e-8. Central differences with
-// step 1e-5 in double are accurate to about 1e-10 on these sizes (truncation ~h²·f'''/6, rounding ~1e-16·|L|/h),
-// so a correct backward passes with a wide margin and a wrong term or index fails by orders of magnitude.
+// Every layer op's backward against central finite differences of its forward, in double precision (F64), by the
+// method and with the tolerance described in tests/ops_test_support.hpp. (Attention has its own file,
+// ops_attention_test.cpp, with the same method.)
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,62 +11,21 @@
 
 #include "common/ops/ops.hpp"
 #include "common/random.hpp"
+#include "tests/ops_test_support.hpp"
 
 namespace ladder {
 namespace {
 
-constexpr double kStep = 1e-5;
-constexpr double kRelativeTolerance = 1e-6;
-constexpr double kAbsoluteTolerance = 1e-8;
-
-std::vector<double> random_values(Random& random, std::size_t count, double scale = 1.0) {
-  std::vector<double> values(count);
-  for (double& value : values) value = scale * random.normal();
-  return values;
-}
+using testing_support::expect_gradient;
+using testing_support::numerical_gradient;
+using testing_support::random_values;
+using testing_support::weighted_sum;
 
 // An F64 view of a vector; the vector must hold exactly the shape's elements.
 Tensor view(std::vector<double>& values, std::initializer_list<std::int64_t> shape) {
   Tensor tensor(values.data(), DType::F64, shape);
   EXPECT_EQ(tensor.numel(), static_cast<std::int64_t>(values.size())) << "test set-up: shape " << tensor.shape_string();
   return tensor;
-}
-
-double weighted_sum(const std::vector<double>& out, const std::vector<double>& weights) {
-  double sum = 0;
-  for (std::size_t i = 0; i < out.size(); ++i) sum += out[i] * weights[i];
-  return sum;
-}
-
-// dL/d(input[i]) for every i by central differences; `loss` must read `input` afresh on every call.
-std::vector<double> numerical_gradient(std::vector<double>& input, const std::function<double()>& loss) {
-  std::vector<double> gradient(input.size());
-  for (std::size_t i = 0; i < input.size(); ++i) {
-    const double original = input[i];
-    input[i] = original + kStep;
-    const double plus = loss();
-    input[i] = original - kStep;
-    const double minus = loss();
-    input[i] = original;
-    gradient[i] = (plus - minus) / (2 * kStep);
-  }
-  return gradient;
-}
-
-// The backward's contribution is what it added to the initial content.
-void expect_gradient(const std::vector<double>& after, const std::vector<double>& initial,
-                     const std::vector<double>& numerical, const std::string& name) {
-  ASSERT_EQ(after.size(), numerical.size()) << name;
-  int failures = 0;
-  for (std::size_t i = 0; i < after.size(); ++i) {
-    const double analytic = after[i] - initial[i];
-    const double tolerance =
-        kRelativeTolerance * std::max(std::fabs(analytic), std::fabs(numerical[i])) + kAbsoluteTolerance;
-    if (std::fabs(analytic - numerical[i]) > tolerance && ++failures <= 5) {
-      ADD_FAILURE() << name << "[" << i << "]: backward gives " << analytic << ", finite differences " << numerical[i];
-    }
-  }
-  EXPECT_EQ(failures, 0) << name;
 }
 
 TEST(GradientCheck, Embedding) {

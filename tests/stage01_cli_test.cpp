@@ -2,10 +2,8 @@
 // the default run learns.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string>
 #include <vector>
 
 #include "tests/run_command.hpp"
@@ -14,18 +12,13 @@ namespace ladder {
 namespace {
 
 using testing_support::CommandResult;
+using testing_support::expect_refused;
 using testing_support::run_command;
+using testing_support::step_values;
 using testing_support::TempFolder;
 
 const std::string kStage = LADDER_STAGE01_BINARY;
-// A run small enough to take well under a second.
-const std::string kQuick = " --model tiny --steps 3 --batch-size 2 --eval-problems 4 --eval-batches 1 --samples 0";
-
-void expect_refused(const CommandResult& result, const std::string& must_mention) {
-  EXPECT_NE(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find(must_mention), std::string::npos)
-      << "message should mention '" << must_mention << "':\n" << result.output;
-}
+const std::string& kQuick = testing_support::kQuickRunFlags;
 
 TEST(Stage01Cli, UnknownFlagIsRefusedByName) {
   expect_refused(run_command(kStage + " --no-such-flag 3"), "--no-such-flag");
@@ -79,25 +72,15 @@ TEST(Stage01Cli, SavingIntoAMissingFolderFailsBeforeTraining) {
   expect_refused(run_command(kStage + kQuick + " --save /no/such/folder/model.safetensors"), "/no/such/folder");
 }
 
-std::vector<double> losses_of(const std::string& jsonl) {
-  std::vector<double> losses;
-  std::istringstream lines(jsonl);
-  for (std::string line; std::getline(lines, line);) {
-    const auto record = nlohmann::json::parse(line);
-    if (record.at("type") == "step") losses.push_back(record.at("loss").get<double>());
-  }
-  return losses;
-}
-
 TEST(Stage01Cli, SameSeedGivesBitIdenticalLosses) {
   TempFolder folder("ladder-stage01-cli-seed");
   const std::string flags = " --model tiny --steps 8 --batch-size 4 --samples 0 --eval-problems 8";
   ASSERT_EQ(run_command(kStage + flags + " --metrics " + (folder / "a.jsonl")).exit_code, 0);
   ASSERT_EQ(run_command(kStage + flags + " --metrics " + (folder / "b.jsonl")).exit_code, 0);
   ASSERT_EQ(run_command(kStage + flags + " --seed 7 --metrics " + (folder / "c.jsonl")).exit_code, 0);
-  const auto a = losses_of(testing_support::read_file(folder / "a.jsonl"));
-  const auto b = losses_of(testing_support::read_file(folder / "b.jsonl"));
-  const auto c = losses_of(testing_support::read_file(folder / "c.jsonl"));
+  const auto a = step_values(testing_support::read_file(folder / "a.jsonl"), "loss");
+  const auto b = step_values(testing_support::read_file(folder / "b.jsonl"), "loss");
+  const auto c = step_values(testing_support::read_file(folder / "c.jsonl"), "loss");
   ASSERT_EQ(a.size(), 8u);
   EXPECT_EQ(a, b);  // exact: JSON numbers round-trip doubles
   EXPECT_NE(a, c);
@@ -109,9 +92,8 @@ TEST(Stage01Cli, DefaultRunLearnsAdditionWithinAboutAMinute) {
   const CommandResult result = run_command(kStage + " --metrics " + (folder / "run.jsonl"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   double first_loss = -1, last_loss = -1, accuracy = -1;
-  std::istringstream lines(testing_support::read_file(folder / "run.jsonl"));
-  for (std::string line; std::getline(lines, line);) {
-    const auto record = nlohmann::json::parse(line);
+  const std::string jsonl = testing_support::read_file(folder / "run.jsonl");
+  for (const nlohmann::json& record : testing_support::jsonl_records(jsonl)) {
     if (record.at("type") == "step") {
       if (first_loss < 0) first_loss = record.at("loss");
       last_loss = record.at("loss");
@@ -122,8 +104,8 @@ TEST(Stage01Cli, DefaultRunLearnsAdditionWithinAboutAMinute) {
   // Start: ln(16) ≈ 2.77 nats over 16 tokens. "Well below" is under a third of it.
   EXPECT_GT(first_loss, 2.0);
   EXPECT_LT(last_loss, first_loss / 3) << result.output;
-  // Chance on an exact 3-digit answer is about 1 in 1000; demand far more.
-  EXPECT_GT(accuracy, 0.2) << result.output;
+  // Chance on an exact 3-digit answer is about 1 in 1000; the default run reaches about 100% (seeds 7, 42, 1337).
+  EXPECT_GT(accuracy, 0.5) << result.output;
   EXPECT_NE(result.output.find("bytes/param"), std::string::npos) << "the memory table is printed at the end";
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "02_fp16_naive/fp16_training.hpp"
+#include "tests/stage_test_support.hpp"
 
 namespace ladder {
 namespace {
@@ -94,10 +95,9 @@ TEST_F(Stage02Diagnostics, SummarySaysWhenTheLossFirstBrokeAndHowManyWeightsAreG
 }
 
 TEST_F(Stage02Diagnostics, TheSnapshotIsAccountedAsWorkspace) {
-  const std::int64_t before = memory_accountant().usage(Device::CPU, MemoryCategory::Workspace).current;
+  const testing_support::MemorySnapshot memory;
   stage02::UpdateDiagnostics diagnostics(model_.layout(), model_.parameters());
-  EXPECT_EQ(memory_accountant().usage(Device::CPU, MemoryCategory::Workspace).current - before,
-            model_.parameters().bytes());
+  EXPECT_EQ(memory.added(MemoryCategory::Workspace), model_.parameters().bytes());
 }
 
 TEST_F(Stage02Diagnostics, WrongSizesAndTypesAreRefusedByName) {

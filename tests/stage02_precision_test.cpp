@@ -14,9 +14,12 @@
 #include "02_fp16_naive/fp16_training.hpp"
 #include "common/data/data_source.hpp"
 #include "common/ops/ops.hpp"
+#include "tests/stage_test_support.hpp"
 
 namespace ladder {
 namespace {
+
+using testing_support::as_floats;
 
 constexpr std::uint64_t kSeed = 1337;
 constexpr int kBatchSize = 8;
@@ -24,13 +27,6 @@ constexpr int kSequenceLength = 10;  // the addition task's row length
 
 std::unique_ptr<DataSource> addition_data() {
   return make_data_source("addition", DataSlice{0, 1, kBatchSize, kSequenceLength}, kSeed);
-}
-
-// Every gradient entry read as fp32 (the conversion is exact, so zeros stay zeros).
-std::vector<float> as_floats(Tensor values) {
-  std::vector<float> out(static_cast<std::size_t>(values.numel()));
-  ops::convert(Tensor(out.data(), DType::F32, {values.numel()}), values);
-  return out;
 }
 
 double zero_fraction(const std::vector<float>& values) {

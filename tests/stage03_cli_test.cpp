@@ -2,8 +2,6 @@
 // stood still, and its checkpoint holds the fp16 model, which stage 03 can load again.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,23 +12,14 @@ namespace ladder {
 namespace {
 
 using testing_support::CommandResult;
+using testing_support::expect_refused;
 using testing_support::run_command;
+using testing_support::step_values;
 using testing_support::TempFolder;
 
 const std::string kStage = LADDER_STAGE03_BINARY;
 const std::string kNaive = LADDER_STAGE02_BINARY;
 const std::string kQuick = " --model tiny --batch-size 8 --eval-problems 4 --eval-batches 1 --samples 0";
-
-// The "unchanged" extra of every step line of a JSONL file.
-std::vector<double> unchanged_of(const std::string& jsonl) {
-  std::vector<double> fractions;
-  std::istringstream lines(jsonl);
-  for (std::string line; std::getline(lines, line);) {
-    const auto record = nlohmann::json::parse(line);
-    if (record.at("type") == "step") fractions.push_back(record.at("unchanged").get<double>());
-  }
-  return fractions;
-}
 
 TEST(Stage03Cli, HelpExitsZeroAndNamesTheStage) {
   const CommandResult result = run_command(kStage + " --help");
@@ -39,9 +28,7 @@ TEST(Stage03Cli, HelpExitsZeroAndNamesTheStage) {
 }
 
 TEST(Stage03Cli, UnknownFlagIsRefusedByName) {
-  const CommandResult result = run_command(kStage + " --master-dtype bf16");
-  EXPECT_NE(result.exit_code, 0);
-  EXPECT_NE(result.output.find("--master-dtype"), std::string::npos) << result.output;
+  expect_refused(run_command(kStage + " --master-dtype bf16"), "--master-dtype");
 }
 
 TEST(Stage03Cli, TheMasterMovesAtEveryStepWhereStage02LeftWeightsUnchanged) {
@@ -51,8 +38,8 @@ TEST(Stage03Cli, TheMasterMovesAtEveryStepWhereStage02LeftWeightsUnchanged) {
   ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
   EXPECT_NE(mixed.output.find("all 6 step losses were finite"), std::string::npos) << mixed.output;
   ASSERT_EQ(run_command(kNaive + flags + (folder / "02.jsonl")).exit_code, 0);
-  const auto master = unchanged_of(testing_support::read_file(folder / "03.jsonl"));
-  const auto naive = unchanged_of(testing_support::read_file(folder / "02.jsonl"));
+  const auto master = step_values(testing_support::read_file(folder / "03.jsonl"), "unchanged");
+  const auto naive = step_values(testing_support::read_file(folder / "02.jsonl"), "unchanged");
   ASSERT_EQ(master.size(), 6u);
   ASSERT_EQ(naive.size(), 6u);
   for (std::size_t step = 0; step < master.size(); ++step) {

@@ -24,6 +24,22 @@ void fill(Tensor destination, float value) {
   ops::convert(destination, view(values));
 }
 
+// An fp16 model against the fp32 values it should hold rounded once: how many entries are not that rounding
+// (should be none), and how many differ from the fp32 value at all (the fp32 copy holds more than the model).
+struct RoundingCounts {
+  std::int64_t not_rounded_once = 0;
+  std::int64_t inexact = 0;
+};
+
+RoundingCounts compare_rounding(const Half* working, const std::vector<float>& values) {
+  RoundingCounts counts;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    counts.not_rounded_once += working[i].bits != Half(values[i]).bits;
+    counts.inexact += float(working[i]) != values[i];
+  }
+  return counts;
+}
+
 TEST(Stage03MasterWeights, TheUpdateStage02LosesMovesTheMasterAtOnceAndTheFp16WeightOnceItAddsUp) {
   // Stage 02's lost update, on whole models: every weight 1.0, every gradient 0.005 (global norm below the clip),
   // lr 1e-4 and no weight decay, so each Adam step is lr·g/(|g| + ε) = 1e-4·(1 - 2e-6) per weight.
@@ -73,18 +89,14 @@ TEST(Stage03MasterWeights, AssignAndCopyFromRoundTripExactly) {
   training.master.assign(training.model, view(values));
   EXPECT_EQ(0, std::memcmp(training.master.weights().data(), values.data(), values.size() * sizeof(float)));
   const Half* working = training.model.parameters().as<Half>();
-  std::int64_t wrong = 0, inexact = 0;
-  for (std::int64_t i = 0; i < count; ++i) {
-    wrong += working[i].bits != Half(values[i]).bits;
-    inexact += float(working[i]) != values[i];
-  }
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GT(inexact, count / 2);  // the master really holds more than the model
+  const RoundingCounts assigned = compare_rounding(working, values);
+  EXPECT_EQ(assigned.not_rounded_once, 0);
+  EXPECT_GT(assigned.inexact, count / 2);  // the master really holds more than the model
 
   // copy_from: the master becomes the model's fp16 values, exactly (fp16 → fp32 loses nothing).
   training.master.copy_from(training.model);
   const float* master = training.master.weights().as<float>();
-  wrong = 0;
+  std::int64_t wrong = 0;
   for (std::int64_t i = 0; i < count; ++i) wrong += master[i] != float(working[i]);
   EXPECT_EQ(wrong, 0);
 
@@ -123,14 +135,9 @@ TEST(Stage03MasterWeights, StepIsFp32AdamWOnTheMasterThenOneRoundingIntoTheModel
   EXPECT_EQ(norm, reference_norm);
   EXPECT_EQ(0, std::memcmp(training.master.weights().data(), reference.data(), reference.size() * sizeof(float)));
   // The model holds fp16(master), bit for bit: rounded once, from the fp32 master (not, say, updated in fp16).
-  const Half* working = training.model.parameters().as<Half>();
-  std::int64_t wrong = 0, master_finer = 0;
-  for (std::int64_t i = 0; i < count; ++i) {
-    wrong += working[i].bits != Half(reference[i]).bits;
-    master_finer += float(working[i]) != reference[i];
-  }
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GT(master_finer, count / 2);  // after one step most master weights sit between two fp16 values
+  const RoundingCounts stepped = compare_rounding(training.model.parameters().as<Half>(), reference);
+  EXPECT_EQ(stepped.not_rounded_once, 0);
+  EXPECT_GT(stepped.inexact, count / 2);  // after one step most master weights sit between two fp16 values
 }
 
 }  // namespace

@@ -5,9 +5,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include "tests/run_command.hpp"
 
@@ -15,29 +13,14 @@ namespace ladder {
 namespace {
 
 using testing_support::CommandResult;
+using testing_support::expect_refused;
 using testing_support::run_command;
+using testing_support::step_records;
 using testing_support::TempFolder;
 
 const std::string kStage = LADDER_STAGE04_BINARY;
-// Runs small enough to take well under a second.
-const std::string kTiny = " --model tiny --batch-size 2 --eval-problems 4 --eval-batches 1 --samples 0";
-const std::string kQuick = kTiny + " --steps 3";
-
-void expect_refused(const CommandResult& result, const std::string& must_mention) {
-  EXPECT_NE(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find(must_mention), std::string::npos)
-      << "message should mention '" << must_mention << "':\n" << result.output;
-}
-
-std::vector<nlohmann::json> step_records(const std::string& jsonl) {
-  std::vector<nlohmann::json> steps;
-  std::istringstream lines(jsonl);
-  for (std::string line; std::getline(lines, line);) {
-    auto record = nlohmann::json::parse(line);
-    if (record.at("type") == "step") steps.push_back(std::move(record));
-  }
-  return steps;
-}
+const std::string& kTiny = testing_support::kTinyRunFlags;
+const std::string& kQuick = testing_support::kQuickRunFlags;
 
 TEST(Stage04Cli, HelpListsTheLossScalingFlags) {
   const CommandResult result = run_command(kStage + " --help");

@@ -16,9 +16,13 @@
 #include "04_loss_scaling/loss_scaler.hpp"
 #include "common/data/data_source.hpp"
 #include "common/ops/ops.hpp"
+#include "tests/stage_test_support.hpp"
 
 namespace ladder {
 namespace {
+
+using testing_support::as_floats;
+using testing_support::MemorySnapshot;
 
 constexpr int kBatchSize = 4;
 constexpr int kSequenceLength = 10;  // one addition problem per row
@@ -67,15 +71,6 @@ bool same_bits(Tensor a, Tensor b) {
 std::vector<std::uint8_t> bits_of(Tensor values) {
   const auto* first = static_cast<const std::uint8_t*>(values.data());
   return std::vector<std::uint8_t>(first, first + values.bytes());
-}
-
-std::vector<float> as_floats(Tensor values, double factor = 1.0) {
-  Buffer storage(values.numel() * 4, MemoryCategory::Workspace);
-  Tensor converted = view_of(storage, DType::F32);
-  ops::convert(converted, values);
-  std::vector<float> out(converted.as<float>(), converted.as<float>() + converted.numel());
-  for (float& value : out) value = static_cast<float>(value * factor);
-  return out;
 }
 
 TEST(Stage04Training, WithTheScaleFixedAtOneTheUpdatesAreStage03sBitForBit) {
@@ -233,31 +228,23 @@ TEST(Stage04Training, AWeightThatOverflowsFp16SkipsEveryStepAndTheScaleStopsAtTh
 }
 
 TEST(Stage04Memory, TheScalerAddsNothing2And2And4And8BytesPerParameter) {
-  const MemoryAccountant before = memory_accountant();
+  const MemorySnapshot memory;
   const GPTConfig config = named_config("small", 16);
   {
     stage03::MasterWeightsTraining training(config, AdamWConfig{}, 4, 32);
     const stage04::DynamicLossScaler scaler;
-    const MemoryAccountant& now = memory_accountant();
-    auto added = [&](MemoryCategory category) {
-      return now.usage(Device::CPU, category).current - before.usage(Device::CPU, category).current;
-    };
-    // small at V=16 has no padding: 2·16·128 + 64·128 + 4·(12·128² + 13·128) + 2·128 = 805,632 parameters.
-    const std::int64_t parameters = 2 * 16 * 128 + 64 * 128 + 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128;
+    // small at V=16 has no padding: the padded size is the parameter count (805,632).
+    const std::int64_t parameters = testing_support::kSmallParameterCountAtV16;
     ASSERT_EQ(training.model.layout().padded_size(), parameters);
-    EXPECT_EQ(added(MemoryCategory::Parameters), 2 * parameters);      // fp16 working weights
-    EXPECT_EQ(added(MemoryCategory::Gradients), 2 * parameters);       // fp16 (scaled) gradients
-    EXPECT_EQ(added(MemoryCategory::MasterWeights), 4 * parameters);   // fp32 master weights
-    EXPECT_EQ(added(MemoryCategory::OptimizerState), 8 * parameters);  // fp32 m and v
-    EXPECT_EQ(added(MemoryCategory::CommBuffers), 0);
-    EXPECT_EQ(added(MemoryCategory::Workspace), 0) << "no fp32 gradient copy: AdamW unscales as it reads";
+    EXPECT_EQ(memory.added(MemoryCategory::Parameters), 2 * parameters);      // fp16 working weights
+    EXPECT_EQ(memory.added(MemoryCategory::Gradients), 2 * parameters);       // fp16 (scaled) gradients
+    EXPECT_EQ(memory.added(MemoryCategory::MasterWeights), 4 * parameters);   // fp32 master weights
+    EXPECT_EQ(memory.added(MemoryCategory::OptimizerState), 8 * parameters);  // fp32 m and v
+    EXPECT_EQ(memory.added(MemoryCategory::CommBuffers), 0);
+    EXPECT_EQ(memory.added(MemoryCategory::Workspace), 0) << "no fp32 gradient copy: AdamW unscales as it reads";
     EXPECT_EQ(stage04::kBytesPerParameter, 16);
   }
-  for (int c = 0; c < kMemoryCategoryCount; ++c) {
-    const auto category = static_cast<MemoryCategory>(c);
-    EXPECT_EQ(memory_accountant().usage(Device::CPU, category).current, before.usage(Device::CPU, category).current)
-        << category_name(category);
-  }
+  memory.expect_all_returned();
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 // seed within bf16's rounding.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -14,23 +13,15 @@ namespace ladder {
 namespace {
 
 using testing_support::CommandResult;
+using testing_support::expect_refused;
 using testing_support::run_command;
+using testing_support::step_values;
 using testing_support::TempFolder;
 
 const std::string kStage = LADDER_STAGE05_BINARY;
 const std::string kBaseline = LADDER_STAGE01_BINARY;
 // A run small enough to take well under a second.
 const std::string kQuick = " --model tiny --steps 8 --batch-size 8 --eval-problems 4 --eval-batches 1 --samples 0";
-
-std::vector<double> losses_of(const std::string& jsonl) {
-  std::vector<double> losses;
-  std::istringstream lines(jsonl);
-  for (std::string line; std::getline(lines, line);) {
-    const auto record = nlohmann::json::parse(line);
-    if (record.at("type") == "step") losses.push_back(record.at("loss").get<double>());
-  }
-  return losses;
-}
 
 TEST(Stage05Cli, HelpExitsZeroAndListsFlags) {
   const CommandResult result = run_command(kStage + " --help");
@@ -40,9 +31,7 @@ TEST(Stage05Cli, HelpExitsZeroAndListsFlags) {
 }
 
 TEST(Stage05Cli, UnknownFlagIsRefusedByName) {
-  const CommandResult result = run_command(kStage + kQuick + " --no-such-flag 3");
-  EXPECT_NE(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("--no-such-flag"), std::string::npos) << result.output;
+  expect_refused(run_command(kStage + kQuick + " --no-such-flag 3"), "--no-such-flag");
 }
 
 TEST(Stage05Cli, TinyRunExitsZeroAndReportsBf16Memory) {
@@ -71,8 +60,8 @@ TEST(Stage05Cli, LossesFollowStage01WithinBf16Rounding) {
   TempFolder folder("ladder-stage05-cli");
   ASSERT_EQ(run_command(kBaseline + kQuick + " --metrics " + (folder / "fp32.jsonl")).exit_code, 0);
   ASSERT_EQ(run_command(kStage + kQuick + " --metrics " + (folder / "bf16.jsonl")).exit_code, 0);
-  const std::vector<double> fp32 = losses_of(testing_support::read_file(folder / "fp32.jsonl"));
-  const std::vector<double> bf16 = losses_of(testing_support::read_file(folder / "bf16.jsonl"));
+  const std::vector<double> fp32 = step_values(testing_support::read_file(folder / "fp32.jsonl"), "loss");
+  const std::vector<double> bf16 = step_values(testing_support::read_file(folder / "bf16.jsonl"), "loss");
   ASSERT_EQ(fp32.size(), 8u);
   ASSERT_EQ(bf16.size(), 8u);
   for (std::size_t step = 0; step < fp32.size(); ++step) {

@@ -11,10 +11,12 @@
 #include "03_master_weights/master_weights.hpp"
 #include "05_bf16/bf16_training.hpp"
 #include "common/data/data_source.hpp"
-#include "common/ops/ops.hpp"
+#include "tests/stage_test_support.hpp"
 
 namespace ladder {
 namespace {
+
+using testing_support::as_floats;
 
 constexpr std::uint64_t kSeed = 1337;
 constexpr int kBatchSize = 8;
@@ -29,13 +31,6 @@ std::unique_ptr<DataSource> addition_data() {
 }
 
 GPTConfig tiny_config(const DataSource& data) { return named_config("tiny", data.vocab_size()); }
-
-// Any float tensor as fp32 values (exact: every fp16 and bf16 value is an fp32 value).
-std::vector<float> as_floats(Tensor tensor) {
-  std::vector<float> values(static_cast<std::size_t>(tensor.numel()));
-  ops::convert(Tensor(values.data(), DType::F32, {tensor.numel()}), tensor.reshaped({tensor.numel()}));
-  return values;
-}
 
 // Losses of kSteps steps of stage 01's recipe.
 std::vector<double> fp32_losses(const DataSource& data) {

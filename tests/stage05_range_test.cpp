@@ -13,22 +13,18 @@
 #include "03_master_weights/master_weights.hpp"
 #include "05_bf16/bf16_training.hpp"
 #include "common/data/data_source.hpp"
-#include "common/ops/ops.hpp"
+#include "tests/stage_test_support.hpp"
 
 namespace ladder {
 namespace {
+
+using testing_support::as_floats;
 
 constexpr std::uint64_t kSeed = 1337;
 constexpr int kBatchSize = 8;
 constexpr int kSequenceLength = 10;
 constexpr double kFp16Largest = 65504;
 constexpr double kUnitRoundoff = stage05::kBf16UnitRoundoff;  // 2^-8
-
-std::vector<float> as_floats(Tensor tensor) {
-  std::vector<float> values(static_cast<std::size_t>(tensor.numel()));
-  ops::convert(Tensor(values.data(), DType::F32, {tensor.numel()}), tensor.reshaped({tensor.numel()}));
-  return values;
-}
 
 std::int64_t non_finite_count(Tensor tensor) {
   const std::vector<float> values = as_floats(tensor);

@@ -1,11 +1,12 @@
-// What many tests need: a private temporary folder, whole-file reads and writes, and the message of an
-// expected LadderError.
+// What many tests need: a private temporary folder, whole-file reads and writes, the raw bytes of values, and
+// the message of an expected LadderError.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -69,6 +70,14 @@ inline Bytes read_bytes(const std::filesystem::path& path) {
 inline void write_bytes(const std::filesystem::path& path, const Bytes& bytes) {
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Raw bytes of a few values, for comparing with what a file holds.
+template <class Value>
+Bytes bytes_of(const std::vector<Value>& values) {
+  Bytes bytes(values.size() * sizeof(Value));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
 }
 
 /// The message of the LadderError that `action` throws; records a test failure if it throws none.

@@ -46,7 +46,7 @@ TEST(TrainOptions, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options.batch_size, 64);
   EXPECT_EQ(options.sequence_length, 0);
   EXPECT_EQ(options.steps, 1000);
-  EXPECT_DOUBLE_EQ(options.learning_rate, 3e-3);
+  EXPECT_DOUBLE_EQ(options.learning_rate, 1e-3);
   EXPECT_DOUBLE_EQ(options.min_learning_rate_ratio, 0.1);
   EXPECT_EQ(options.warmup_steps, 20);
   EXPECT_DOUBLE_EQ(options.weight_decay, 0.1);
@@ -247,7 +247,7 @@ TEST(TrainOptions, HelpPrintsUsageWithDefaultsAndExitsWithZero) {
   EXPECT_EQ(exit_code, 0);
   EXPECT_NE(help.find("01_fp32_baseline"), std::string::npos) << help;
   EXPECT_NE(help.find("The fp32 baseline"), std::string::npos) << help;
-  for (const char* flag_with_default : {"--steps INT=1000", "--lr FLOAT=0.003", "--batch-size INT=64",
+  for (const char* flag_with_default : {"--steps INT=1000", "--lr FLOAT=0.001", "--batch-size INT=64",
                                         "--seed UINT=1337", "--device TEXT=cpu", "--model TEXT"}) {
     EXPECT_NE(help.find(flag_with_default), std::string::npos) << flag_with_default << " missing from:\n" << help;
   }

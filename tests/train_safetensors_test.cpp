@@ -23,6 +23,7 @@ namespace ladder {
 namespace {
 
 using testing_support::Bytes;
+using testing_support::bytes_of;
 using testing_support::read_bytes;
 using testing_support::write_bytes;
 
@@ -40,21 +41,8 @@ Bytes hand_built_file(std::string header, const Bytes& data, std::int64_t length
 
 /// The message of the LadderError that reading `path` throws ("" and a failure when it reads cleanly).
 std::string read_error(const std::string& path) {
-  try {
-    SafetensorsFile::read(path);
-  } catch (const LadderError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "reading " << path << " did not throw";
-  return "";
-}
-
-/// Raw bytes of a few values, for comparing with what a file holds.
-template <class Value>
-Bytes bytes_of(const std::vector<Value>& values) {
-  Bytes bytes(values.size() * sizeof(Value));
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
+  SCOPED_TRACE("reading " + path);
+  return testing_support::error_message_of([&] { SafetensorsFile::read(path); });
 }
 
 TEST(Safetensors, RoundTripOfEveryDtypeAndTheMetadata) {

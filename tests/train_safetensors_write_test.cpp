@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -22,15 +21,9 @@ namespace ladder {
 namespace {
 
 using testing_support::Bytes;
+using testing_support::bytes_of;
 using testing_support::read_bytes;
 using testing_support::write_bytes;
-
-/// Raw bytes of a few values, for comparing with what a file holds.
-Bytes bytes_of(const std::vector<float>& values) {
-  Bytes bytes(values.size() * sizeof(float));
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
-}
 
 TEST(Safetensors, BadTensorListsAreRefusedBeforeAnyFileIsTouched) {
   testing_support::TempFolder folder;

@@ -8,7 +8,7 @@ namespace ladder {
 
 /// Shape of the schedule.
 struct LearningRateSchedule {
-  double peak = 3e-3;               ///< lr at the end of warm-up
+  double peak = 1e-3;               ///< lr at the end of warm-up
   double min_ratio = 0.1;           ///< the floor, as a fraction of the peak
   std::int64_t warmup_steps = 20;   ///< steps of linear warm-up
   std::int64_t total_steps = 400;   ///< steps of the whole run

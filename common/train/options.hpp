@@ -27,7 +27,7 @@ struct TrainOptions {
   int sequence_length = 0;            ///< --seq-len: T per row (0: the data's preferred length, else the context)
   // Optimisation
   std::int64_t steps = 1000;          ///< --steps
-  double learning_rate = 3e-3;        ///< --lr: peak learning rate
+  double learning_rate = 1e-3;        ///< --lr: peak learning rate (3e-3 stalls on some seeds)
   double min_learning_rate_ratio = 0.1;  ///< --lr-min-ratio: cosine decays to lr·ratio
   std::int64_t warmup_steps = 20;     ///< --warmup: linear warm-up steps
   double weight_decay = 0.1;          ///< --weight-decay (matrices and embeddings only)

@@ -1,5 +1,6 @@
 // Every collective of the NCCL communicator against the same plain reference as the MPI one, with the data in GPU
-// memory: filled on the host, copied up, reduced by NCCL, copied back and compared in double.
+// memory: filled on the host, copied up, reduced by NCCL, copied back and compared in double. The checks are
+// tests/mpi/collective_checks.hpp's, run on DeviceValues; this file adds what only a GPU backend has.
 // NCCL needs one GPU per rank. Where a node has fewer GPUs than ranks (a machine without a GPU, or one GPU and
 // two ranks) the collective tests skip, and one test checks instead that the communicator refuses to start, on
 // every rank, with a message that says why and what to use instead.
@@ -15,15 +16,15 @@
 #include "common/comm/communicator.hpp"
 #include "common/cuda_runtime.hpp"
 #include "tests/mpi/collective_checks.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
 
-using collective_checks::kFloatTypes;
-using collective_checks::kOddSizes;
-using collective_checks::tolerance;
+using collective_checks::sum_over_ranks;
 using collective_checks::value_of;
 using collective_checks::Values;
+using testing_support::error_message_of;
 
 // What this job has: ranks sharing this node, GPUs visible here, and whether every node has a GPU per rank
 // (agreed over all ranks, so that all ranks skip or all run, and none waits alone in a collective).
@@ -53,7 +54,8 @@ const GpuSupply& gpu_supply() {
   return supply;
 }
 
-// A GPU array with a host mirror: set() on the host, upload(), run the collective, download(), get().
+// A GPU array with a host mirror: set() on the host, upload(), run the collective, download(), get(). It is
+// a collective_checks::CollectiveArray, so the shared checks run on it.
 class DeviceValues {
  public:
   DeviceValues(DType dtype, std::int64_t count)
@@ -71,13 +73,6 @@ class DeviceValues {
   DType dtype_;
   std::int64_t count_;
 };
-
-// Sum over all ranks of value_of(r, index), in double.
-double sum_over_ranks(int N, std::int64_t index) {
-  double sum = 0;
-  for (int r = 0; r < N; ++r) sum += value_of(r, index);
-  return sum;
-}
 
 // One NCCL communicator for all the tests, made by the first that runs and destroyed after the last, while MPI
 // and the CUDA runtime are still up (a static would be destroyed after main() has finalised MPI).
@@ -104,101 +99,23 @@ TEST_F(NcclCollectives, IsTheNcclBackendWithEveryRank) {
 }
 
 TEST_F(NcclCollectives, AllReduceSumAndAverageOfEveryTypeAndOddSize) {
-  const int N = world().world_size(), rank = world().rank();
-  for (DType dtype : kFloatTypes) {
-    for (std::int64_t size : kOddSizes) {
-      for (Reduction reduction : {Reduction::Sum, Reduction::Average}) {
-        DeviceValues data(dtype, size);
-        for (std::int64_t i = 0; i < size; ++i) data.set(i, value_of(rank, i));
-        data.upload();
-        world().all_reduce(data.tensor(), reduction);
-        data.download();
-        for (std::int64_t i = 0; i < size; ++i) {
-          double expected = sum_over_ranks(N, i);
-          if (reduction == Reduction::Average) expected /= N;
-          ASSERT_NEAR(data.get(i), expected, tolerance(dtype, expected) + (reduction == Reduction::Average ? 1e-6 : 0))
-              << dtype_name(dtype) << " size " << size << " element " << i;
-        }
-      }
-    }
-  }
+  collective_checks::check_all_reduce_sum_and_average<DeviceValues>(world());
 }
 
 TEST_F(NcclCollectives, AllReduceOfIntegersIsExact) {
-  DeviceValues data(DType::I32, 5);
-  for (std::int64_t i = 0; i < 5; ++i) data.set(i, world().rank() * 100 + i);
-  data.upload();
-  world().all_reduce(data.tensor(), Reduction::Sum);
-  data.download();
-  const int N = world().world_size();
-  for (std::int64_t i = 0; i < 5; ++i) EXPECT_EQ(data.get(i), 100.0 * N * (N - 1) / 2 + N * i);
+  collective_checks::check_all_reduce_of_integers<DeviceValues>(world());
 }
 
 TEST_F(NcclCollectives, ReduceScatterGivesEachRankItsShardOfTheSum) {
-  const int N = world().world_size(), rank = world().rank();
-  for (DType dtype : kFloatTypes) {
-    for (std::int64_t shard : kOddSizes) {
-      DeviceValues input(dtype, shard * N), output(dtype, shard);
-      for (std::int64_t i = 0; i < shard * N; ++i) input.set(i, value_of(rank, i));
-      input.upload();
-      world().reduce_scatter(output.tensor(), input.tensor(), Reduction::Sum);
-      output.download();
-      for (std::int64_t i = 0; i < shard; ++i) {
-        const double expected = sum_over_ranks(N, rank * shard + i);
-        ASSERT_NEAR(output.get(i), expected, tolerance(dtype, expected)) << dtype_name(dtype) << " shard " << shard;
-      }
-    }
-  }
+  collective_checks::check_reduce_scatter<DeviceValues>(world());
 }
 
-TEST_F(NcclCollectives, AllGatherPlacesRankRAtRTimesK) {
-  const int N = world().world_size(), rank = world().rank();
-  for (DType dtype : kFloatTypes) {
-    for (std::int64_t shard : kOddSizes) {
-      DeviceValues input(dtype, shard), output(dtype, shard * N);
-      for (std::int64_t i = 0; i < shard; ++i) input.set(i, value_of(rank, i));
-      input.upload();
-      world().all_gather(output.tensor(), input.tensor());
-      output.download();
-      for (int r = 0; r < N; ++r) {
-        for (std::int64_t i = 0; i < shard; ++i) {
-          ASSERT_EQ(output.get(r * shard + i), value_of(r, i)) << dtype_name(dtype);
-        }
-      }
-    }
-  }
-}
+TEST_F(NcclCollectives, AllGatherPlacesRankRAtRTimesK) { collective_checks::check_all_gather<DeviceValues>(world()); }
 
-TEST_F(NcclCollectives, BroadcastCopiesTheRootsValues) {
-  const int N = world().world_size();
-  for (int root : {0, N - 1}) {
-    DeviceValues data(DType::F32, 7);
-    for (std::int64_t i = 0; i < 7; ++i) data.set(i, value_of(world().rank(), i));
-    data.upload();
-    world().broadcast(data.tensor(), root);
-    data.download();
-    for (std::int64_t i = 0; i < 7; ++i) EXPECT_EQ(data.get(i), value_of(root, i)) << "root " << root;
-  }
-}
+TEST_F(NcclCollectives, BroadcastCopiesTheRootsValues) { collective_checks::check_broadcast<DeviceValues>(world()); }
 
 TEST_F(NcclCollectives, AsynchronousCollectivesInFlightTogetherFinishCorrectly) {
-  const int N = world().world_size(), rank = world().rank();
-  DeviceValues first(DType::F32, 1001), second(DType::BF16, 7);
-  for (std::int64_t i = 0; i < 1001; ++i) first.set(i, value_of(rank, i));
-  for (std::int64_t i = 0; i < 7; ++i) second.set(i, value_of(rank, i + 5));
-  first.upload();
-  second.upload();
-  auto pending_first = world().all_reduce_async(first.tensor(), Reduction::Sum);
-  auto pending_second = world().all_reduce_async(second.tensor(), Reduction::Sum);
-  pending_second->wait();  // out of order on purpose
-  pending_first->wait();
-  first.download();
-  second.download();
-  for (std::int64_t i = 0; i < 1001; ++i) ASSERT_EQ(first.get(i), sum_over_ranks(N, i));
-  for (std::int64_t i = 0; i < 7; ++i) {
-    const double expected = sum_over_ranks(N, i + 5);
-    ASSERT_NEAR(second.get(i), expected, tolerance(DType::BF16, expected));
-  }
+  collective_checks::check_asynchronous_collectives_in_flight_together<DeviceValues>(world());
 }
 
 // The input is written by copies still queued on the compute stream when the collective starts; a communication
@@ -228,42 +145,24 @@ TEST_F(NcclCollectives, CollectiveWaitsForWorkQueuedOnTheComputeStream) {
 }
 
 TEST_F(NcclCollectives, StatsCountLogicalAndRingBytes) {
-  const int N = world().world_size();
-  world().stats().reset();
-  DeviceValues gradients(DType::F32, 1000), shard(DType::F32, 10), gathered(DType::F32, 10 * N);
-  world().all_reduce(gradients.tensor(), Reduction::Average);
-  world().all_gather(gathered.tensor(), shard.tensor());
-  const CommStats& stats = world().stats();
-  EXPECT_EQ(stats.logical_bytes[static_cast<int>(Collective::AllReduce)], 4000);
-  EXPECT_EQ(stats.logical_bytes[static_cast<int>(Collective::AllGather)], 40 * N);
-  EXPECT_EQ(stats.calls[static_cast<int>(Collective::AllReduce)], 1);
-  EXPECT_DOUBLE_EQ(stats.ring_bytes[static_cast<int>(Collective::AllReduce)], 2.0 * (N - 1) / N * 4000);
-  EXPECT_EQ(stats.total_logical_bytes(), 4000 + 40 * N);
+  collective_checks::check_stats_count_logical_and_ring_bytes<DeviceValues>(world());
 }
 
 TEST_F(NcclCollectives, CpuTensorsAreRefusedNamingTheCollective) {
   const int N = world().world_size();
   Values host(DType::F32, 4 * N), host_shard(DType::F32, 4);
   DeviceValues device(DType::F32, 4 * N), device_shard(DType::F32, 4);
-  const auto message_of = [](auto&& call) -> std::string {
-    try {
-      call();
-    } catch (const LadderError& error) {
-      return error.what();
-    }
-    return "no error";
-  };
-  const std::string all_reduce = message_of([&] { world().all_reduce(host.tensor(), Reduction::Sum); });
+  const std::string all_reduce = error_message_of([&] { world().all_reduce(host.tensor(), Reduction::Sum); });
   EXPECT_NE(all_reduce.find("all-reduce"), std::string::npos) << all_reduce;
   EXPECT_NE(all_reduce.find("CPU memory"), std::string::npos) << all_reduce;
   // Mixed devices are stopped before the backend; a CPU pair reaches it and is refused there.
   EXPECT_THROW(world().reduce_scatter(host_shard.tensor(), device.tensor(), Reduction::Sum), LadderError);
   const std::string reduce_scatter =
-      message_of([&] { world().reduce_scatter(host_shard.tensor(), host.tensor(), Reduction::Sum); });
+      error_message_of([&] { world().reduce_scatter(host_shard.tensor(), host.tensor(), Reduction::Sum); });
   EXPECT_NE(reduce_scatter.find("reduce-scatter"), std::string::npos) << reduce_scatter;
-  const std::string all_gather = message_of([&] { world().all_gather(host.tensor(), host_shard.tensor()); });
+  const std::string all_gather = error_message_of([&] { world().all_gather(host.tensor(), host_shard.tensor()); });
   EXPECT_NE(all_gather.find("all-gather"), std::string::npos) << all_gather;
-  const std::string broadcast = message_of([&] { world().broadcast(host.tensor(), 0); });
+  const std::string broadcast = error_message_of([&] { world().broadcast(host.tensor(), 0); });
   EXPECT_NE(broadcast.find("broadcast"), std::string::npos) << broadcast;
   // Nothing was started, so the communicator still works.
   device_shard.set(0, 1.0);
