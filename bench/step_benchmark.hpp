@@ -1,0 +1,63 @@
+/// @file step_benchmark.hpp
+/// @brief The shared harness of the per-stage benchmarks: real training steps, timed, with memory counters.
+///
+/// A stage's benchmark file gives two things: how to build its training state for a workload, and one
+/// training step on that state (the recipe of its main.cpp). The harness registers it at two workloads,
+/// "<stage>/small" (the CPU default) and "<stage>/gpt2-124m" (the GPU benchmark shape, with a batch small
+/// enough for a CPU), and reports for each: tokens per second, seconds per step, the parameter count, and the
+/// peak bytes of every memory category the accountant saw, also per parameter.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/data/data_source.hpp"
+#include "common/model/gpt_config.hpp"
+
+/// Google Benchmark harnesses of the ladder.
+namespace ladder::bench {
+
+/// Seed of the weights and batches of every step benchmark, so that all stages start from the same point.
+inline constexpr std::uint64_t kBenchmarkSeed = 1337;
+
+/// A model shape and the batches a step benchmark cycles through.
+struct StepWorkload {
+  GPTConfig config;            ///< the model's shape
+  int batch_size = 0;          ///< B: rows per step
+  int sequence_length = 0;     ///< T: tokens per row
+  std::vector<Batch> batches;  ///< made before timing starts, used in turn, one per step
+};
+
+/// The CPU default of every stage: the small model on 64×10-token batches of the addition task.
+StepWorkload small_workload();
+
+/// The GPT-2 124M shape (L=12, H=12, C=768, vocabulary 50257 padded to 50304) on one row of 64 random GPT-2
+/// token ids: about a second per step on a CPU.
+StepWorkload gpt2_124m_workload();
+
+/// One training step of a stage on `batch` at `learning_rate`: forward, backward and the optimizer's update.
+using StepFunction = std::function<void(const Batch& batch, double learning_rate)>;
+
+/// Builds a stage's training state for a workload and returns a step that owns it.
+using MakeStepFunction = std::function<StepFunction(const StepWorkload& workload)>;
+
+/// Registers "<stage>/small" and "<stage>/gpt2-124m" with Google Benchmark. Returns true, so that a
+/// benchmark file can register itself from the initialiser of a namespace-scope constant.
+bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step);
+
+/// The form each stage's file uses: `make_state(workload)` returns a std::unique_ptr to the stage's state
+/// (initialised with kBenchmarkSeed), and `step(state, batch, learning_rate)` is one training step on it.
+/// The state is held by pointer because it must not move: an optimizer keeps a reference to its model's layout.
+template <class MakeState, class Step>
+bool register_stage_benchmarks(const std::string& stage, MakeState make_state, Step step) {
+  return register_step_benchmarks(stage, [make_state, step](const StepWorkload& workload) -> StepFunction {
+    std::shared_ptr state{make_state(workload)};
+    return [state, step](const Batch& batch, double learning_rate) { step(*state, batch, learning_rate); };
+  });
+}
+
+}  // namespace ladder::bench
