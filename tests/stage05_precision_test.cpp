@@ -22,7 +22,7 @@ constexpr std::uint64_t kSeed = 1337;
 constexpr int kBatchSize = 8;
 constexpr int kSequenceLength = 10;     // one addition problem per row, as the default run trains
 constexpr int kSteps = 20;
-constexpr double kLearningRate = 3e-3;  // the default run's peak rate, without warm-up: the harshest 20 steps
+constexpr double kLearningRate = 3e-3;  // three times the default peak, without warm-up: harsher than any default step
 // bf16's unit roundoff u = 2^-8: the largest relative error of storing one value in bf16.
 constexpr double kUnitRoundoff = stage05::kBf16UnitRoundoff;
 
