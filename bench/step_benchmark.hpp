@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "common/data/data_source.hpp"
+#include "common/model/gpt.hpp"
 #include "common/model/gpt_config.hpp"
+#include "common/optim/adamw.hpp"
 
 /// Google Benchmark harnesses of the ladder.
 namespace ladder::bench {
@@ -58,6 +60,27 @@ bool register_stage_benchmarks(const std::string& stage, MakeState make_state, S
     std::shared_ptr state{make_state(workload)};
     return [state, step](const Batch& batch, double learning_rate) { step(*state, batch, learning_rate); };
   });
+}
+
+/// A stage's state built for a workload and initialised with kBenchmarkSeed (stages 01 and 02, whose state
+/// is a model and the AdamW that updates its own weights).
+template <class Training>
+std::unique_ptr<Training> make_plain_training(const StepWorkload& workload) {
+  auto training = std::make_unique<Training>(workload.config, AdamWConfig{}, workload.batch_size,
+                                             workload.sequence_length);
+  training->model.initialize(kBenchmarkSeed);
+  return training;
+}
+
+/// The recipe of 01_fp32_baseline/main.cpp (and of 02, in fp16), without the logging: forward, backward, and
+/// AdamW on the model's own weights.
+template <class Training>
+void plain_step(Training& training, const Batch& batch, double learning_rate) {
+  GPT& model = training.model;
+  model.forward(batch);
+  model.zero_gradients();
+  model.backward();
+  training.optimizer.step(model.parameters(), model.gradients(), learning_rate);
 }
 
 }  // namespace ladder::bench

@@ -41,11 +41,14 @@ void Communicator::pause_if_debugging() const {
 
 namespace {
 
-void check_pair(const char* what, Tensor output, Tensor input, std::int64_t world) {
-  LADDER_CHECK(output.dtype() == input.dtype(), what, ": output is ", dtype_name(output.dtype()), " but input is ",
-               dtype_name(input.dtype()));
-  LADDER_CHECK(output.device() == input.device(), what, ": output and input are on different devices");
-  (void)world;
+// Reduce-scatter and all-gather both pair a whole array with one rank's shard of it.
+void check_whole_and_shard(const char* what, Tensor whole, const char* whole_name, Tensor shard,
+                           const char* shard_name, std::int64_t world) {
+  LADDER_CHECK(whole.dtype() == shard.dtype(), what, ": ", whole_name, " is ", dtype_name(whole.dtype()), " but ",
+               shard_name, " is ", dtype_name(shard.dtype()));
+  LADDER_CHECK(whole.device() == shard.device(), what, ": output and input are on different devices");
+  LADDER_CHECK(whole.numel() == shard.numel() * world, what, ": ", whole_name, " of ", whole.numel(),
+               " elements must be world size (", world, ") times the ", shard_name, "'s ", shard.numel());
 }
 
 }  // namespace
@@ -59,9 +62,7 @@ std::unique_ptr<PendingCollective> Communicator::all_reduce_async(Tensor data, R
 }
 
 std::unique_ptr<PendingCollective> Communicator::reduce_scatter_async(Tensor output, Tensor input, Reduction reduction) {
-  check_pair("reduce-scatter", output, input, world_size());
-  LADDER_CHECK(input.numel() == output.numel() * world_size(), "reduce-scatter: input of ", input.numel(),
-               " elements must be world size (", world_size(), ") times the output's ", output.numel());
+  check_whole_and_shard("reduce-scatter", input, "input", output, "output", world_size());
   pause_if_debugging();
   auto pending = start_reduce_scatter(output, input, reduction);
   const double n = world_size();
@@ -70,9 +71,7 @@ std::unique_ptr<PendingCollective> Communicator::reduce_scatter_async(Tensor out
 }
 
 std::unique_ptr<PendingCollective> Communicator::all_gather_async(Tensor output, Tensor input) {
-  check_pair("all-gather", output, input, world_size());
-  LADDER_CHECK(output.numel() == input.numel() * world_size(), "all-gather: output of ", output.numel(),
-               " elements must be world size (", world_size(), ") times the input's ", input.numel());
+  check_whole_and_shard("all-gather", output, "output", input, "input", world_size());
   pause_if_debugging();
   auto pending = start_all_gather(output, input);
   const double n = world_size();

@@ -1,8 +1,6 @@
 #include "common/train/experiment.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <iostream>
 #include <sstream>
 
 #include "common/error.hpp"
