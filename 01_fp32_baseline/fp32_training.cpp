@@ -2,7 +2,9 @@
 
 namespace ladder::stage01 {
 
-Fp32Training::Fp32Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length)
-    : model(config, DType::F32, batch_size, sequence_length), optimizer(model.layout(), adamw, DType::F32) {}
+Fp32Training::Fp32Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
+                           Device device)
+    : model(config, DType::F32, batch_size, sequence_length, 1, device),
+      optimizer(model.layout(), adamw, DType::F32, device) {}
 
 }  // namespace ladder::stage01

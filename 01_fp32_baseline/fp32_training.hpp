@@ -13,8 +13,9 @@ inline constexpr int kBytesPerParameter = 4 + 4 + 8;
 
 /// The model and its optimizer, all in fp32: the reference every later stage is compared against.
 struct Fp32Training {
-  /// Allocates an fp32 GPT (weights and gradients) for B×T batches and fp32 AdamW moments.
-  Fp32Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length);
+  /// Allocates an fp32 GPT (weights and gradients) for B×T batches and fp32 AdamW moments, on `device`.
+  Fp32Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
+               Device device = Device::CPU);
 
   GPT model;        ///< fp32 weights (4 B/param), fp32 gradients (4 B/param), fp32 activations
   AdamW optimizer;  ///< fp32 first and second moments (8 B/param)

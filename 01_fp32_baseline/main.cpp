@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     Experiment experiment(parse_options(argc, argv, "01_fp32_baseline",
                                         "Stage 01: fp32 GPT training (the baseline: 16 bytes per parameter)."));
     stage01::Fp32Training training(experiment.model_config(), experiment.adamw_config(),
-                                   experiment.options().batch_size, experiment.sequence_length());
+                                   experiment.options().batch_size, experiment.sequence_length(),
+                                   experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
 

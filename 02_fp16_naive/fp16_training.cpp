@@ -1,24 +1,33 @@
 #include "02_fp16_naive/fp16_training.hpp"
 
 #include <cmath>
-#include <cstring>
 #include <iomanip>
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/ops/ops.hpp"
 
 namespace ladder::stage02 {
 
-Fp16Training::Fp16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length)
-    : model(config, DType::F16, batch_size, sequence_length), optimizer(model.layout(), adamw, DType::F16) {}
+Fp16Training::Fp16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
+                           Device device)
+    : model(config, DType::F16, batch_size, sequence_length, 1, device),
+      optimizer(model.layout(), adamw, DType::F16, device) {}
 
 namespace {
 
-void check_float_on_cpu(Tensor values, const char* what) {
-  LADDER_CHECK(values.device() == Device::CPU, "UpdateDiagnostics reads host memory; the ", what,
-               " are on the GPU");
+void check_float(Tensor values, const char* what) {
   LADDER_CHECK(values.dtype() != DType::I32, "UpdateDiagnostics expects float ", what, ", got ",
                dtype_name(values.dtype()));
+}
+
+// The diagnostics count on the host: a tensor on the GPU is read through a host copy in `staging`.
+Tensor on_host(Tensor values, std::vector<unsigned char>& staging) {
+  if (values.device() == Device::CPU) return values;
+  staging.resize(static_cast<std::size_t>(values.bytes()));
+  const Tensor host(staging.data(), values.dtype(), {values.numel()});
+  ops::copy(host, values.reshaped({values.numel()}));
+  return host;
 }
 
 // Counts the elements of a float tensor for which `test` (given the value as a double) holds. Converting is exact
@@ -68,7 +77,7 @@ UpdateDiagnostics::UpdateDiagnostics(const ParameterLayout& layout, Tensor weigh
       weights_(weights),
       remembered_storage_(static_cast<std::size_t>(weights.bytes()), MemoryCategory::Workspace),
       remembered_(view_of(remembered_storage_, weights.dtype())) {
-  check_float_on_cpu(weights, "weights");
+  check_float(weights, "weights");
   LADDER_CHECK(weights.numel() == layout.padded_size(), "UpdateDiagnostics expects weights of ", layout.padded_size(),
                " elements (the layout's padded size), got ", weights.numel());
   for (const ParameterTensor& tensor : layout.tensors()) real_count_ += tensor.numel;
@@ -88,21 +97,26 @@ std::vector<std::pair<std::string, double>> UpdateDiagnostics::measure(double lo
 }
 
 double UpdateDiagnostics::zero_gradient_fraction(Tensor gradients) const {
-  check_float_on_cpu(gradients, "gradients");
+  check_float(gradients, "gradients");
   LADDER_CHECK(gradients.numel() == layout_.padded_size(), "UpdateDiagnostics expects gradients of ",
                layout_.padded_size(), " elements (the layout's padded size), got ", gradients.numel());
+  std::vector<unsigned char> staging;
+  const Tensor host_gradients = on_host(gradients, staging);
   std::int64_t zeros = 0;
   for (const ParameterTensor& tensor : layout_.tensors()) {
     // == 0 holds for both +0 and -0: an underflowed gradient keeps its sign.
-    zeros += count_values(gradients.slice(tensor.offset, tensor.numel), [](double value) { return value == 0.0; });
+    zeros +=
+        count_values(host_gradients.slice(tensor.offset, tensor.numel), [](double value) { return value == 0.0; });
   }
   return static_cast<double>(zeros) / static_cast<double>(real_count_);
 }
 
 double UpdateDiagnostics::unchanged_fraction() const {
   std::int64_t unchanged = 0;
+  std::vector<unsigned char> staging;
+  const Tensor weights = on_host(weights_, staging);
   for (const ParameterTensor& tensor : layout_.tensors()) {
-    const Tensor now = weights_.slice(tensor.offset, tensor.numel);
+    const Tensor now = weights.slice(tensor.offset, tensor.numel);
     unchanged += count_equal(now, remembered_.slice(tensor.offset, tensor.numel));
   }
   return static_cast<double>(unchanged) / static_cast<double>(real_count_);
@@ -110,8 +124,10 @@ double UpdateDiagnostics::unchanged_fraction() const {
 
 double UpdateDiagnostics::nonfinite_fraction() const {
   std::int64_t nonfinite = 0;
+  std::vector<unsigned char> staging;
+  const Tensor weights = on_host(weights_, staging);
   for (const ParameterTensor& tensor : layout_.tensors()) {
-    const Tensor now = weights_.slice(tensor.offset, tensor.numel);
+    const Tensor now = weights.slice(tensor.offset, tensor.numel);
     nonfinite += count_values(now, [](double value) { return !std::isfinite(value); });
   }
   return static_cast<double>(nonfinite) / static_cast<double>(real_count_);
@@ -130,6 +146,6 @@ std::string UpdateDiagnostics::summary() const {
   return line.str();
 }
 
-void UpdateDiagnostics::remember_weights() { std::memcpy(remembered_.data(), weights_.data(), weights_.bytes()); }
+void UpdateDiagnostics::remember_weights() { ops::copy(remembered_, weights_); }
 
 }  // namespace ladder::stage02

@@ -22,7 +22,8 @@ inline constexpr int kBytesPerParameter = 2 + 2 + 4;
 /// lecture warns of (updates smaller than half an ulp of the weight vanish, small gradients flush to zero).
 struct Fp16Training {
   /// Allocates an fp16 GPT (weights, gradients, activations) for B×T batches and fp16 AdamW moments.
-  Fp16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length);
+  Fp16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
+               Device device = Device::CPU);
 
   GPT model;        ///< fp16 weights (2 B/param), fp16 gradients (2 B/param), fp16 activations
   AdamW optimizer;  ///< fp16 first and second moments (4 B/param); the update is rounded into fp16 weights

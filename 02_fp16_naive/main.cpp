@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
     Experiment experiment(parse_options(argc, argv, "02_fp16_naive",
                                         "Stage 02: naive fp16 GPT training (8 bytes per parameter, and it breaks)."));
     stage02::Fp16Training training(experiment.model_config(), experiment.adamw_config(),
-                                   experiment.options().batch_size, experiment.sequence_length());
+                                   experiment.options().batch_size, experiment.sequence_length(),
+                                   experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
     stage02::UpdateDiagnostics diagnostics(model.layout(), model.parameters());

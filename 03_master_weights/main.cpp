@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
     Experiment experiment(parse_options(argc, argv, "03_master_weights",
                                         "Stage 03: fp16 training with fp32 master weights (16 bytes per parameter)."));
     stage03::MasterWeightsTraining training(experiment.model_config(), experiment.adamw_config(),
-                                            experiment.options().batch_size, experiment.sequence_length());
+                                            experiment.options().batch_size, experiment.sequence_length(),
+                                            DType::F16, experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
     training.master.copy_from(model);            // 1. fp32 master weights from the fp16 model's

@@ -5,7 +5,7 @@
 namespace ladder::stage03 {
 
 MasterWeights::MasterWeights(const GPT& model)
-    : storage_(model.layout().padded_size() * dtype_size(DType::F32), MemoryCategory::MasterWeights),
+    : storage_(model.layout().padded_size() * dtype_size(DType::F32), MemoryCategory::MasterWeights, model.device()),
       weights_(view_of(storage_, DType::F32)) {
   copy_from(model);
 }
@@ -26,9 +26,9 @@ double MasterWeights::step(AdamW& optimizer, GPT& model, double learning_rate, d
 }
 
 MasterWeightsTraining::MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size,
-                                             int sequence_length, DType working_dtype)
-    : model(config, working_dtype, batch_size, sequence_length),
+                                             int sequence_length, DType working_dtype, Device device)
+    : model(config, working_dtype, batch_size, sequence_length, 1, device),
       master(model),
-      optimizer(model.layout(), adamw, DType::F32) {}
+      optimizer(model.layout(), adamw, DType::F32, device) {}
 
 }  // namespace ladder::stage03

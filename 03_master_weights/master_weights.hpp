@@ -15,7 +15,7 @@ namespace ladder::stage03 {
 /// receives the rounded result, so an update smaller than half an fp16 ulp is delayed, not lost.
 class MasterWeights {
  public:
-  /// Allocates the fp32 copy and fills it from the model's current weights.
+  /// Allocates the fp32 copy on the model's device and fills it from the model's current weights.
   explicit MasterWeights(const GPT& model);
   /// Refills the fp32 copy from the model's weights (after the model was initialised or loaded).
   void copy_from(const GPT& model);
@@ -42,7 +42,7 @@ inline constexpr int kBytesPerParameter = 2 + 2 + 4 + 4 + 4;
 struct MasterWeightsTraining {
   /// Allocates the model (working_dtype), the fp32 master copy and fp32 moments for B×T batches.
   MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
-                        DType working_dtype = DType::F16);
+                        DType working_dtype = DType::F16, Device device = Device::CPU);
 
   GPT model;             ///< fp16 weights (2 B/param) and gradients (2 B/param), fp16 activations
   MasterWeights master;  ///< fp32 master weights (4 B/param)

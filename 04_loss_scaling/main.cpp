@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
                                         "Stage 04: fp16 GPT training with master weights and a dynamic loss scale.",
                                         [&](CLI::App& app) { stage04::add_loss_scaler_flags(app, scaler_config); }));
     stage03::MasterWeightsTraining training(experiment.model_config(), experiment.adamw_config(),
-                                            experiment.options().batch_size, experiment.sequence_length());
+                                            experiment.options().batch_size, experiment.sequence_length(),
+                                            DType::F16, experiment.device());
     stage04::DynamicLossScaler scaler(scaler_config);
     GPT& model = training.model;
     experiment.initialize(model);

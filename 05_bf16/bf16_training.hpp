@@ -28,7 +28,8 @@ inline constexpr double kBf16UnitRoundoff = 1.0 / 256;
 ///   working copy the forward and backward read is rounded to bf16.
 struct Bf16Training : stage03::MasterWeightsTraining {
   /// Allocates a bf16 GPT (weights, gradients, activations) for B×T batches, its fp32 master copy and fp32 moments.
-  Bf16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length);
+  Bf16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
+               Device device = Device::CPU);
 };
 
 }  // namespace ladder::stage05

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     Experiment experiment(parse_options(argc, argv, "05_bf16",
                                         "Stage 05: bf16 GPT training with fp32 master weights and no loss scale."));
     stage05::Bf16Training training(experiment.model_config(), experiment.adamw_config(),
-                                   experiment.options().batch_size, experiment.sequence_length());
+                                   experiment.options().batch_size, experiment.sequence_length(),
+                                   experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
     training.master.copy_from(model);            // 1. fp32 master weights from the bf16 model's

@@ -57,7 +57,7 @@ GradientBuckets::GradientBuckets(GPT& model, Communicator& communicator, const D
   for (Bucket& bucket : buckets_) {
     bucket.units_pending = bucket.last_unit - bucket.first_unit + 1;
     if (settings.reduce_dtype != model.dtype()) {
-      bucket.storage = Buffer(bucket.size * element_bytes, MemoryCategory::CommBuffers);
+      bucket.storage = Buffer(bucket.size * element_bytes, MemoryCategory::CommBuffers, model.device());
     }
   }
 }

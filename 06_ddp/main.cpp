@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
                                         [&](CLI::App& app) { ddp.add_flags(app); }),
                           comm.rank(), comm.world_size());
     stage05::Bf16Training training(experiment.model_config(), experiment.adamw_config(),
-                                   experiment.options().batch_size, experiment.sequence_length());
+                                   experiment.options().batch_size, experiment.sequence_length(),
+                                   experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
     comm.broadcast(model.parameters(), 0);

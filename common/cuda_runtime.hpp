@@ -16,6 +16,9 @@ void* cuda_allocate_zeroed(std::size_t bytes, const std::string& what);
 /// cudaFree; errors here are reported on stderr, since it runs from destructors.
 void cuda_free(void* pointer);
 
+/// cudaMemset(0) of `bytes` device bytes.
+void cuda_zero(void* pointer, std::size_t bytes);
+
 /// cudaMemcpy in either direction (kind inferred by the driver from unified addressing).
 void cuda_copy(void* destination, const void* source, std::size_t bytes);
 

@@ -13,6 +13,10 @@ void* cuda_allocate_zeroed(std::size_t bytes, const std::string& what) {
 
 void cuda_free(void*) {}
 
+void cuda_zero(void*, std::size_t bytes) {
+  throw LadderError(make_message("cannot zero ", bytes, " bytes of GPU memory: this build of ladder has no CUDA"));
+}
+
 void cuda_copy(void*, const void*, std::size_t bytes) {
   throw LadderError(make_message("cannot copy ", bytes, " bytes to or from the GPU: this build of ladder has no CUDA"));
 }

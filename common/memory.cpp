@@ -72,7 +72,7 @@ void MemoryAccountant::reset_peaks() {
 std::string MemoryAccountant::format_table(Device device, std::int64_t parameter_count) const {
   std::ostringstream out;
   const bool per_parameter = parameter_count > 0;
-  out << "memory (" << (device == Device::CPU ? "cpu" : "cuda") << ")\n";
+  out << "memory (" << device_name(device) << ")\n";
   out << std::left << std::setw(18) << "category" << std::right << std::setw(13) << "current" << std::setw(13) << "peak";
   if (per_parameter) out << std::setw(13) << "bytes/param";
   out << "\n";
@@ -142,6 +142,8 @@ void Buffer::release() {
   data_ = nullptr;
   bytes_ = 0;
 }
+
+const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
 
 bool cuda_device_available() { return cuda_device_count() > 0; }
 

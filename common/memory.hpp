@@ -12,6 +12,9 @@ namespace ladder {
 /// Where an allocation lives.
 enum class Device { CPU, CUDA };
 
+/// "cpu" or "cuda", as the --device flag spells it.
+const char* device_name(Device device);
+
 /// What an allocation is for; the categories of the memory table.
 enum class MemoryCategory {
   Parameters,      ///< working weights the forward pass reads

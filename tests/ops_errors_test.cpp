@@ -133,12 +133,12 @@ TEST(OpErrors, MismatchedDtypesNameTheOpAndTheArgument) {
   expect_error([&] { ops::scale(s.i32({4}), 2.0); }, {"scale", "I32"});
 }
 
-TEST(OpErrors, DeviceTensorsAreRefusedByTheCpuBuild) {
+TEST(OpErrors, MixedDevicesAreRefusedNamingTheArguments) {
   Storage s;
   const Tensor on_gpu(s.values.data(), DType::F32, {4}, Device::CUDA);  // never dereferenced: the check comes first
-  expect_error([&] { ops::gelu_forward(on_gpu, s.f32({4})); }, {"gelu_forward", "out", "cuda"});
-  expect_error([&] { ops::sum_of_squares(on_gpu); }, {"sum_of_squares", "values", "cuda"});
-  expect_error([&] { ops::convert(s.f32({4}), on_gpu); }, {"convert", "source", "cuda"});
+  expect_error([&] { ops::gelu_forward(on_gpu, s.f32({4})); }, {"gelu_forward", "inp is on cpu", "out is on cuda"});
+  expect_error([&] { ops::convert(s.f32({4}), on_gpu); }, {"convert", "source is on cuda", "destination is on cpu"});
+  expect_error([&] { ops::copy(s.f32({4}), Tensor(s.values.data(), DType::F16, {4})); }, {"copy", "source", "F16"});
 }
 
 TEST(OpErrors, OutOfRangeTokensAndTargetsAreRefused) {

@@ -30,6 +30,13 @@ TEST(Stage01Cli, HelpExitsZeroAndListsFlags) {
   EXPECT_NE(result.output.find("--batch-size"), std::string::npos) << result.output;
 }
 
+// The CPU suite runs with no GPU visible (tests/CMakeLists.txt hides it), so this holds on every machine.
+TEST(Stage01Cli, CudaWithoutAVisibleGpuIsRefusedWithTheReason) {
+  const CommandResult result = run_command(kStage + kQuick + " --device cuda");
+  expect_refused(result, "--device cuda: no CUDA GPU is visible");
+  expect_refused(run_command(kStage + kQuick + " --device cpu --tf32"), "--tf32");
+}
+
 TEST(Stage01Cli, MissingDataFileIsNamed) {
   expect_refused(run_command(kStage + kQuick + " --data text:/no/such/file.txt"), "/no/such/file.txt");
 }

@@ -65,7 +65,7 @@ TEST(TrainOptions, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(options.sample_count, 4);
   EXPECT_EQ(options.sample_tokens, 64);
   EXPECT_EQ(options.prompt, "");
-  EXPECT_EQ(options.device, "cpu");
+  EXPECT_EQ(options.device, "auto");
   EXPECT_EQ(options.threads, 0);
 }
 
@@ -191,8 +191,15 @@ TEST(TrainOptions, UnknownModelListsTheChoices) {
   EXPECT_NE(message.find("gpt2-124m"), std::string::npos) << message;
 }
 
-TEST(TrainOptions, OnlyTheCpuDeviceIsAvailable) {
-  EXPECT_EQ(error_of({"--device", "cuda"}), "--device cuda: only \"cpu\" is available in this version");
+TEST(TrainOptions, UnknownDeviceListsTheChoices) {
+  EXPECT_EQ(error_of({"--device", "gpu"}), "--device gpu: expected auto, cpu or cuda");
+}
+
+TEST(TrainOptions, DeviceTakesCudaAndTf32) {
+  EXPECT_FALSE(parse({}).tf32);
+  const TrainOptions options = parse({"--device", "cuda", "--tf32"});
+  EXPECT_EQ(options.device, "cuda");
+  EXPECT_TRUE(options.tf32);
 }
 
 TEST(TrainOptions, OutputFilesNeedAnExistingFolder) {
@@ -248,7 +255,7 @@ TEST(TrainOptions, HelpPrintsUsageWithDefaultsAndExitsWithZero) {
   EXPECT_NE(help.find("01_fp32_baseline"), std::string::npos) << help;
   EXPECT_NE(help.find("The fp32 baseline"), std::string::npos) << help;
   for (const char* flag_with_default : {"--steps INT=1000", "--lr FLOAT=0.001", "--batch-size INT=64",
-                                        "--seed UINT=1337", "--device TEXT=cpu", "--model TEXT"}) {
+                                        "--seed UINT=1337", "--device TEXT=auto", "--model TEXT"}) {
     EXPECT_NE(help.find(flag_with_default), std::string::npos) << flag_with_default << " missing from:\n" << help;
   }
 }

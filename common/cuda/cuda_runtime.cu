@@ -32,6 +32,11 @@ void cuda_free(void* pointer) {
   if (status != cudaSuccess) std::fprintf(stderr, "ladder: cudaFree failed: %s\n", cudaGetErrorString(status));
 }
 
+void cuda_zero(void* pointer, std::size_t bytes) {
+  const cudaError_t status = cudaMemset(pointer, 0, bytes);
+  LADDER_CHECK(status == cudaSuccess, "cudaMemset of ", bytes, " bytes failed: ", cudaGetErrorString(status));
+}
+
 void cuda_copy(void* destination, const void* source, std::size_t bytes) {
   const cudaError_t status = cudaMemcpy(destination, source, bytes, cudaMemcpyDefault);
   LADDER_CHECK(status == cudaSuccess, "cudaMemcpy of ", bytes, " bytes failed: ", cudaGetErrorString(status));

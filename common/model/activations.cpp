@@ -12,10 +12,10 @@ DType compute_dtype(DType storage) { return storage == DType::F64 ? DType::F64 :
 // which is how the block's size is found before it is allocated.
 class Carver {
  public:
-  explicit Carver(void* base) : base_(static_cast<char*>(base)) {}
+  Carver(void* base, Device device) : base_(static_cast<char*>(base)), device_(device) {}
   Tensor take(DType dtype, std::initializer_list<std::int64_t> shape) {
     Tensor probe(nullptr, dtype, shape);
-    Tensor view(base_ ? base_ + used_ : nullptr, dtype, shape);
+    Tensor view(base_ ? base_ + used_ : nullptr, dtype, shape, device_);
     used_ += (probe.bytes() + 63) / 64 * 64;
     return view;
   }
@@ -23,13 +23,15 @@ class Carver {
 
  private:
   char* base_;
+  Device device_;
   std::int64_t used_ = 0;
 };
 
-std::int64_t carve_all(Activations& a, const GPTConfig& config, DType dtype, void* base, int B, int T) {
+std::int64_t carve_all(Activations& a, const GPTConfig& config, DType dtype, Device device, void* base, int B, int T) {
   const std::int64_t C = config.channels, H = config.head_count, Vp = config.padded_vocab_size;
   const DType stats = compute_dtype(dtype);
-  Carver carver(base);
+  const bool fused = a.attention() == AttentionKind::Fused;
+  Carver carver(base, device);
   a.tokens = carver.take(DType::I32, {B, T});
   a.targets = carver.take(DType::I32, {B, T});
   a.embedded = carver.take(dtype, {B, T, C});
@@ -39,7 +41,8 @@ std::int64_t carve_all(Activations& a, const GPTConfig& config, DType dtype, voi
     block.ln1_mean = carver.take(stats, {B, T});
     block.ln1_rstd = carver.take(stats, {B, T});
     block.qkv = carver.take(dtype, {B, T, 3 * C});
-    block.attention_probs = carver.take(dtype, {B, H, T, T});
+    block.attention_probs = fused ? Tensor(nullptr, dtype, {0}, device) : carver.take(dtype, {B, H, T, T});
+    block.attention_lse = fused ? carver.take(stats, {B, H, T}) : Tensor(nullptr, stats, {0}, device);
     block.attention_out = carver.take(dtype, {B, T, C});
     block.attention_proj = carver.take(dtype, {B, T, C});
     block.residual_attention = carver.take(dtype, {B, T, C});
@@ -66,13 +69,18 @@ std::int64_t carve_all(Activations& a, const GPTConfig& config, DType dtype, voi
 
 }  // namespace
 
-Activations::Activations(const GPTConfig& config, DType dtype, int max_batch_size, int max_sequence_length)
-    : config_(config), dtype_(dtype), max_batch_size_(max_batch_size), max_sequence_length_(max_sequence_length) {
+Activations::Activations(const GPTConfig& config, DType dtype, int max_batch_size, int max_sequence_length,
+                         AttentionKind attention, Device device)
+    : config_(config),
+      dtype_(dtype),
+      max_batch_size_(max_batch_size),
+      max_sequence_length_(max_sequence_length),
+      attention_(attention) {
   LADDER_CHECK(max_batch_size >= 1, "batch size ", max_batch_size, " must be at least 1");
   LADDER_CHECK(max_sequence_length >= 1 && max_sequence_length <= config.max_sequence_length, "sequence length ",
                max_sequence_length, " must be between 1 and the model's context of ", config.max_sequence_length);
-  const std::int64_t bytes = carve_all(*this, config, dtype, nullptr, max_batch_size, max_sequence_length);
-  storage_ = Buffer(static_cast<std::size_t>(bytes), MemoryCategory::Activations);
+  const std::int64_t bytes = carve_all(*this, config, dtype, device, nullptr, max_batch_size, max_sequence_length);
+  storage_ = Buffer(static_cast<std::size_t>(bytes), MemoryCategory::Activations, device);
   shape_for(max_batch_size, max_sequence_length);
 }
 
@@ -82,7 +90,7 @@ void Activations::shape_for(int batch_size, int sequence_length) {
   LADDER_CHECK(sequence_length >= 1 && sequence_length <= max_sequence_length_, "sequence of ", sequence_length,
                " tokens does not fit the model's activations, sized for 1 to ", max_sequence_length_);
   // Every view grows with B and T, so a smaller batch's carving fits inside the block carved for the largest.
-  carve_all(*this, config_, dtype_, storage_.data(), batch_size, sequence_length);
+  carve_all(*this, config_, dtype_, storage_.device(), storage_.data(), batch_size, sequence_length);
 }
 
 }  // namespace ladder

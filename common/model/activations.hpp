@@ -16,7 +16,8 @@ struct BlockActivations {
   Tensor ln1_mean;                   ///< (B,T) its means
   Tensor ln1_rstd;                   ///< (B,T) its reciprocal standard deviations
   Tensor qkv;                        ///< (B,T,3C) query, key, value
-  Tensor attention_probs;            ///< (B,H,T,T) softmax of the scores
+  Tensor attention_probs;            ///< (B,H,T,T) softmax of the scores (materialised attention; else empty)
+  Tensor attention_lse;              ///< (B,H,T) log-sum-exp of each query's scores (fused attention; else empty)
   Tensor attention_out;              ///< (B,T,C) heads concatenated
   Tensor attention_proj;             ///< (B,T,C) after the output projection
   Tensor residual_attention;         ///< (B,T,C) residual stream after attention
@@ -29,14 +30,23 @@ struct BlockActivations {
   Tensor residual_mlp;               ///< (B,T,C) residual stream leaving the block
 };
 
-/// All activation memory of the model for up to B×T tokens, accounted as Activations. Views are re-cut
-/// for the batch shape of each forward, so a shorter batch (generation) uses a prefix of each buffer.
+/// How attention keeps what its backward needs.
+enum class AttentionKind {
+  Materialized,  ///< the T×T probabilities of every head (the CPU reference: plain, O(T²) memory)
+  Fused,         ///< one log-sum-exp per query, probabilities recomputed in backward (flash style, O(T))
+};
+
+/// All activation memory of the model for up to B×T tokens, accounted as Activations, on one device. Views are
+/// re-cut for the batch shape of each forward, so a shorter batch (generation) uses a prefix of each buffer.
 class Activations {
  public:
-  /// Allocates for `max_batch_size` × `max_sequence_length` tokens with storage `dtype`.
-  Activations(const GPTConfig& config, DType dtype, int max_batch_size, int max_sequence_length);
+  /// Allocates for `max_batch_size` × `max_sequence_length` tokens with storage `dtype` on `device`.
+  Activations(const GPTConfig& config, DType dtype, int max_batch_size, int max_sequence_length, AttentionKind attention,
+              Device device);
   /// Re-cuts every view for a batch of `batch_size` × `sequence_length` (within the maximum).
   void shape_for(int batch_size, int sequence_length);
+  /// How attention saves its state.
+  AttentionKind attention() const { return attention_; }
 
   Tensor tokens;      ///< (B,T) I32 inputs
   Tensor targets;     ///< (B,T) I32 targets, -1 ignored
@@ -59,6 +69,7 @@ class Activations {
   DType dtype_;
   int max_batch_size_;
   int max_sequence_length_;
+  AttentionKind attention_;
   Buffer storage_;
 };
 

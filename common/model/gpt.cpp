@@ -1,6 +1,6 @@
 #include "common/model/gpt.hpp"
 
-#include <cstring>
+#include <vector>
 
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
@@ -29,18 +29,27 @@ BlockWeights block_weights(Tensor flat, const ParameterLayout& layout, int layer
 
 Tensor no_bias(DType dtype) { return Tensor(nullptr, dtype, {0}); }
 
+// A host array viewed as a Tensor (token ids and targets on their way to the device).
+Tensor host_view(const std::vector<std::int32_t>& values) {
+  return Tensor(const_cast<std::int32_t*>(values.data()), DType::I32, {static_cast<std::int64_t>(values.size())});
+}
+
+AttentionKind attention_for(Device device) {
+  return device == Device::CUDA ? AttentionKind::Fused : AttentionKind::Materialized;
+}
+
 }  // namespace
 
-GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple)
+GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple, Device device)
     : layout_(config, shard_multiple),
       dtype_(dtype),
       max_batch_size_(batch_size),
       max_sequence_length_(sequence_length),
-      parameter_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Parameters),
-      gradient_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Gradients),
+      parameter_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Parameters, device),
+      gradient_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Gradients, device),
       parameters_(view_of(parameter_storage_, dtype)),
       gradients_(view_of(gradient_storage_, dtype)),
-      activations_(config, dtype, batch_size, sequence_length) {}
+      activations_(config, dtype, batch_size, sequence_length, attention_for(device), device) {}
 
 Tensor GPT::parameter(const std::string& name) const { return shaped_view(parameters_, layout_.tensor(name)); }
 
@@ -55,38 +64,44 @@ double GPT::forward(const Batch& batch) {
                    batch.targets.size() == batch.inputs.size(),
                "batch of ", batch.batch_size, "x", batch.sequence_length, " holds ", batch.inputs.size(), " inputs and ",
                batch.targets.size(), " targets");
-  activations_.shape_for(batch.batch_size, batch.sequence_length);
-  std::memcpy(activations_.targets.data(), batch.targets.data(), batch.targets.size() * sizeof(std::int32_t));
   for (std::int32_t target : batch.targets) {
     LADDER_CHECK(target >= -1 && target < config().vocab_size, "target token ", target, " is outside the vocabulary [0, ",
                  config().vocab_size, ") (or -1 to ignore)");
   }
   valid_targets_ = batch.valid_target_count();
   LADDER_CHECK(valid_targets_ > 0, "batch has no valid targets: every target is -1");
-  std::memcpy(activations_.tokens.data(), batch.inputs.data(), batch.inputs.size() * sizeof(std::int32_t));
+  load_inputs(batch.inputs, batch.batch_size, batch.sequence_length);
+  ops::copy(activations_.targets.reshaped({activations_.targets.numel()}), host_view(batch.targets));
   run_forward(batch.batch_size, batch.sequence_length);
 
   ops::softmax_cross_entropy_forward(activations_.losses, activations_.logits.reshaped({activations_.losses.numel(), config().padded_vocab_size}),
                                      activations_.targets.reshaped({activations_.targets.numel()}), config().vocab_size);
   has_targets_ = true;
-  // Losses are summed in double so the mean does not depend on the summation order's rounding.
-  double total = 0;
+  // Losses are summed in double, on the host, so the mean does not depend on the summation order's rounding.
   const std::int64_t count = activations_.losses.numel();
-  if (activations_.losses.dtype() == DType::F64) {
-    for (std::int64_t i = 0; i < count; ++i) total += activations_.losses.as<double>()[i];
-  } else {
-    for (std::int64_t i = 0; i < count; ++i) total += activations_.losses.as<float>()[i];
-  }
+  std::vector<double> losses(static_cast<std::size_t>(count));
+  ops::convert_between_devices(Tensor(losses.data(), DType::F64, {count}), activations_.losses);
+  double total = 0;
+  for (double loss : losses) total += loss;
   return total / static_cast<double>(valid_targets_);
 }
 
 void GPT::forward_logits(const std::vector<std::int32_t>& tokens, int batch_size, int sequence_length) {
   LADDER_CHECK(static_cast<std::int64_t>(tokens.size()) == std::int64_t{batch_size} * sequence_length, "expected ",
                batch_size, "x", sequence_length, " tokens, got ", tokens.size());
-  activations_.shape_for(batch_size, sequence_length);
-  std::memcpy(activations_.tokens.data(), tokens.data(), tokens.size() * sizeof(std::int32_t));
+  load_inputs(tokens, batch_size, sequence_length);
   run_forward(batch_size, sequence_length);
   has_targets_ = false;
+}
+
+// Checks the token ids on the host (a kernel could not say which one is wrong), then copies them in.
+void GPT::load_inputs(const std::vector<std::int32_t>& tokens, int batch_size, int sequence_length) {
+  for (std::int32_t token : tokens) {
+    LADDER_CHECK(token >= 0 && token < config().vocab_size, "input token ", token, " is outside the vocabulary [0, ",
+                 config().vocab_size, ")");
+  }
+  activations_.shape_for(batch_size, sequence_length);
+  ops::copy(activations_.tokens.reshaped({activations_.tokens.numel()}), host_view(tokens));
 }
 
 void GPT::run_forward(int batch_size, int sequence_length) {
@@ -95,11 +110,7 @@ void GPT::run_forward(int batch_size, int sequence_length) {
   Activations& a = activations_;
   const std::int64_t N = std::int64_t{batch_size} * sequence_length;
   const std::int64_t C = config().channels;
-  for (std::int64_t i = 0; i < N; ++i) {
-    const std::int32_t token = a.tokens.as<std::int32_t>()[i];
-    LADDER_CHECK(token >= 0 && token < config().vocab_size, "input token ", token, " is outside the vocabulary [0, ",
-                 config().vocab_size, ")");
-  }
+  const bool fused_attention = a.attention() == AttentionKind::Fused;
 
   announce(&UnitHooks::before_forward, 0);
   ops::embedding_forward(a.embedded, a.tokens, parameter("wte"), parameter("wpe"));
@@ -112,7 +123,11 @@ void GPT::run_forward(int batch_size, int sequence_length) {
     BlockActivations& b = a.blocks[layer];
     ops::layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, w.ln1_weight, w.ln1_bias);
     ops::matmul_forward(b.qkv.reshaped({N, 3 * C}), b.ln1.reshaped({N, C}), w.qkv_weight, w.qkv_bias);
-    ops::attention_forward(b.attention_out, b.attention_probs, b.qkv, config().head_count);
+    if (fused_attention) {
+      ops::flash_attention_forward(b.attention_out, b.attention_lse, b.qkv, config().head_count);
+    } else {
+      ops::attention_forward(b.attention_out, b.attention_probs, b.qkv, config().head_count);
+    }
     ops::matmul_forward(b.attention_proj.reshaped({N, C}), b.attention_out.reshaped({N, C}), w.proj_weight, w.proj_bias);
     ops::residual_forward(b.residual_attention, residual, b.attention_proj);
     ops::layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual_attention, w.ln2_weight, w.ln2_bias);
@@ -139,7 +154,7 @@ void GPT::backward(double loss_scale) {
   const std::int64_t N = std::int64_t{batch_size_} * sequence_length_;
   const std::int64_t C = config().channels;
   const std::int64_t Vp = config().padded_vocab_size;
-  auto zero = [](Tensor t) { std::memset(t.data(), 0, static_cast<std::size_t>(t.bytes())); };
+  const auto zero = ops::set_zero;
 
   const int head = unit_count() - 1;
   announce(&UnitHooks::before_backward, head);
@@ -180,7 +195,11 @@ void GPT::backward(double loss_scale) {
     ops::matmul_backward(a.d_channels.reshaped({N, C}), g.proj_weight, g.proj_bias, a.d_residual.reshaped({N, C}),
                          b.attention_out.reshaped({N, C}), w.proj_weight);
     zero(a.d_qkv);
-    ops::attention_backward(a.d_qkv, a.d_channels, b.qkv, b.attention_probs, config().head_count);
+    if (a.attention() == AttentionKind::Fused) {
+      ops::flash_attention_backward(a.d_qkv, a.d_channels, b.qkv, b.attention_out, b.attention_lse, config().head_count);
+    } else {
+      ops::attention_backward(a.d_qkv, a.d_channels, b.qkv, b.attention_probs, config().head_count);
+    }
     zero(a.d_channels);
     ops::matmul_backward(a.d_channels.reshaped({N, C}), g.qkv_weight, g.qkv_bias, a.d_qkv.reshaped({N, 3 * C}),
                          b.ln1.reshaped({N, C}), w.qkv_weight);
@@ -194,7 +213,7 @@ void GPT::backward(double loss_scale) {
   announce(&UnitHooks::after_backward, 0);
 }
 
-void GPT::zero_gradients() { std::memset(gradients_.data(), 0, static_cast<std::size_t>(gradients_.bytes())); }
+void GPT::zero_gradients() { ops::set_zero(gradients_); }
 
 std::vector<float> GPT::logits_at(int row, int position) const {
   LADDER_CHECK(row >= 0 && row < batch_size_ && position >= 0 && position < sequence_length_, "logits position (", row,
@@ -203,7 +222,7 @@ std::vector<float> GPT::logits_at(int row, int position) const {
   const Tensor row_logits = activations_.logits.reshaped({std::int64_t{batch_size_} * sequence_length_ * Vp})
                                 .slice((std::int64_t{row} * sequence_length_ + position) * Vp, config().vocab_size);
   std::vector<float> values(static_cast<std::size_t>(config().vocab_size));
-  ops::convert(Tensor(values.data(), DType::F32, {config().vocab_size}), row_logits);
+  ops::convert_between_devices(Tensor(values.data(), DType::F32, {config().vocab_size}), row_logits);
   return values;
 }
 

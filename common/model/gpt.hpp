@@ -15,11 +15,14 @@
 namespace ladder {
 
 /// A GPT-2-style decoder (pre-norm blocks, GELU MLP, untied head) with storage type `dtype` for weights,
-/// gradients and activations. Sized at construction for up to `batch_size` × `sequence_length` tokens.
+/// gradients and activations, all on one device. Sized at construction for up to `batch_size` × `sequence_length`
+/// tokens. On the CPU attention keeps its T×T probabilities (the readable reference); on the GPU it is fused.
 class GPT {
  public:
-  /// Allocates parameters, gradients (both zero) and activations; `shard_multiple` pads units for sharding.
-  GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple = 1);
+  /// Allocates parameters, gradients (both zero) and activations on `device`; `shard_multiple` pads units for
+  /// sharding.
+  GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple = 1,
+      Device device = Device::CPU);
 
   /// GPT-2 initialisation from `seed`: N(0, 0.02) matrices, residual projections scaled by 1/sqrt(2L),
   /// LayerNorm weights 1, biases 0, padded vocabulary rows 0. Each tensor draws from its own stream,
@@ -54,6 +57,8 @@ class GPT {
   const GPTConfig& config() const { return layout_.config(); }
   /// Storage type of weights, gradients and activations.
   DType dtype() const { return dtype_; }
+  /// Where weights, gradients and activations live.
+  Device device() const { return parameter_storage_.device(); }
   /// Most rows a forward can take (the activations' size).
   int max_batch_size() const { return max_batch_size_; }
   /// Longest sequence a forward can take (the activations' size, at most the model's context).
@@ -62,6 +67,7 @@ class GPT {
   int unit_count() const { return static_cast<int>(layout_.units().size()); }
 
  private:
+  void load_inputs(const std::vector<std::int32_t>& tokens, int batch_size, int sequence_length);
   void run_forward(int batch_size, int sequence_length);
   void announce(void (UnitHooks::*call)(int), int unit);
 

@@ -40,7 +40,8 @@ void GPT::initialize(std::uint64_t seed) {
       for (std::int64_t i = 0; i < drawn; ++i) values[static_cast<std::size_t>(i)] = static_cast<float>(std * random.normal());
     }
     // Biases stay zero. Values are made in fp32 and rounded once into the model's dtype.
-    ops::convert(parameters_.slice(tensor.offset, tensor.numel), Tensor(values.data(), DType::F32, {tensor.numel}));
+    ops::convert_between_devices(parameters_.slice(tensor.offset, tensor.numel),
+                                 Tensor(values.data(), DType::F32, {tensor.numel}));
   }
 }
 

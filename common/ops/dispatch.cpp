@@ -1,16 +1,13 @@
-// The Tensor-level ops of ops.hpp: check every argument's device, dtype and shape, then call the CPU template
-// for the storage type. The loss, reduction and optimizer ops follow the same pattern in dispatch_training.cpp.
-// (A CUDA build will route device tensors to ops/cuda/ from here, under the same names.)
+// The Tensor-level ops of ops.hpp: check every argument's device, dtype and shape, then call the CPU or the CUDA
+// template of the same name for that device and storage type (device_dispatch.hpp). The loss, reduction and
+// optimizer ops follow the same pattern in dispatch_training.cpp.
 #include <cstdint>
 
-#include "common/ops/cpu/compute_values.hpp"
-#include "common/ops/cpu/cpu_ops.hpp"
+#include "common/ops/device_dispatch.hpp"
 #include "common/ops/op_checks.hpp"
 #include "common/ops/ops.hpp"
 
 namespace ladder::ops {
-
-using cpu::visit_float_dtype;
 
 namespace {
 
@@ -24,7 +21,7 @@ S* optional_data(const Tensor& tensor) {
 
 void embedding_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"tokens", tokens}, {"wte", wte}, {"wpe", wpe}});
+  const Device device = check.same_device({{"out", out}, {"tokens", tokens}, {"wte", wte}, {"wpe", wpe}});
   check.shape({"out", out}, {kAnyExtent, kAnyExtent, kAnyExtent});
   const std::int64_t B = out.size(0), T = out.size(1), C = out.size(2);
   check.shape({"tokens", tokens}, {B, T});
@@ -33,15 +30,15 @@ void embedding_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe) {
   check.require(T <= wpe.size(0), "sequence length ", T, " exceeds the ", wpe.size(0), " positions of wpe");
   check.dtype(DType::I32, {{"tokens", tokens}});
   check.dtype(out.dtype(), {{"wte", wte}, {"wpe", wpe}});
-  visit_float_dtype(out.dtype(), __func__, [&](auto element) {
+  run_on_device(device, out.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::embedding_forward(out.as<S>(), tokens.as<std::int32_t>(), wte.as<S>(), wpe.as<S>(), B, T, C, wte.size(0));
+    LADDER_BACKEND_CALL(backend, embedding_forward, out.as<S>(), tokens.as<std::int32_t>(), wte.as<S>(), wpe.as<S>(), B, T, C, wte.size(0));
   });
 }
 
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"dwte", dwte}, {"dwpe", dwpe}, {"dout", dout}, {"tokens", tokens}});
+  const Device device = check.same_device({{"dwte", dwte}, {"dwpe", dwpe}, {"dout", dout}, {"tokens", tokens}});
   check.shape({"dout", dout}, {kAnyExtent, kAnyExtent, kAnyExtent});
   const std::int64_t B = dout.size(0), T = dout.size(1), C = dout.size(2);
   check.shape({"tokens", tokens}, {B, T});
@@ -50,15 +47,15 @@ void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens) {
   check.require(T <= dwpe.size(0), "sequence length ", T, " exceeds the ", dwpe.size(0), " positions of dwpe");
   check.dtype(DType::I32, {{"tokens", tokens}});
   check.dtype(dout.dtype(), {{"dwte", dwte}, {"dwpe", dwpe}});
-  visit_float_dtype(dout.dtype(), __func__, [&](auto element) {
+  run_on_device(device, dout.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::embedding_backward(dwte.as<S>(), dwpe.as<S>(), dout.as<S>(), tokens.as<std::int32_t>(), B, T, C, dwte.size(0));
+    LADDER_BACKEND_CALL(backend, embedding_backward, dwte.as<S>(), dwpe.as<S>(), dout.as<S>(), tokens.as<std::int32_t>(), B, T, C, dwte.size(0));
   });
 }
 
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"mean", mean}, {"rstd", rstd}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
+  const Device device = check.same_device({{"out", out}, {"mean", mean}, {"rstd", rstd}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
   const std::int64_t C = check.last_extent({"inp", inp});
   check.require(C >= 1, "inp has shape ", inp.shape_string(), ", expected at least one channel to normalise");
   const std::int64_t N = check.rows({"inp", inp}, C);
@@ -69,10 +66,10 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor 
   check.element_count({"rstd", rstd}, N);
   check.dtype(inp.dtype(), {{"out", out}, {"weight", weight}, {"bias", bias}});
   check.dtype(compute_dtype(inp.dtype()), {{"mean", mean}, {"rstd", rstd}});
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
     using Compute = ComputeType<S>;
-    cpu::layernorm_forward(out.as<S>(), mean.as<Compute>(), rstd.as<Compute>(), inp.as<S>(), weight.as<S>(),
+    LADDER_BACKEND_CALL(backend, layernorm_forward, out.as<S>(), mean.as<Compute>(), rstd.as<Compute>(), inp.as<S>(), weight.as<S>(),
                            bias.as<S>(), N, C);
   });
 }
@@ -80,7 +77,7 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor 
 void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight, Tensor mean,
                         Tensor rstd) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"dinp", dinp},
+  const Device device = check.same_device({{"dinp", dinp},
                 {"dweight", dweight},
                 {"dbias", dbias},
                 {"dout", dout},
@@ -101,10 +98,10 @@ void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, 
   check.dtype(inp.dtype(),
               {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"weight", weight}});
   check.dtype(compute_dtype(inp.dtype()), {{"mean", mean}, {"rstd", rstd}});
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
     using Compute = ComputeType<S>;
-    cpu::layernorm_backward(dinp.as<S>(), dweight.as<S>(), dbias.as<S>(), dout.as<S>(), inp.as<S>(), weight.as<S>(),
+    LADDER_BACKEND_CALL(backend, layernorm_backward, dinp.as<S>(), dweight.as<S>(), dbias.as<S>(), dout.as<S>(), inp.as<S>(), weight.as<S>(),
                             mean.as<Compute>(), rstd.as<Compute>(), N, C);
   });
 }
@@ -112,7 +109,7 @@ void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, 
 // Like LayerNorm, the matmuls accept any leading shape on inp/out (e.g. (B,T,C)) and flatten it into rows.
 void matmul_forward(Tensor out, Tensor inp, Tensor weight, Tensor bias) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
+  const Device device = check.same_device({{"out", out}, {"inp", inp}, {"weight", weight}, {"bias", bias}});
   check.shape({"weight", weight}, {kAnyExtent, kAnyExtent});
   const std::int64_t OC = weight.size(0), C = weight.size(1);
   const std::int64_t N = check.rows({"inp", inp}, C);
@@ -122,15 +119,15 @@ void matmul_forward(Tensor out, Tensor inp, Tensor weight, Tensor bias) {
     check.element_count({"bias", bias}, OC);
     check.dtype(inp.dtype(), {{"bias", bias}});
   }
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::matmul_forward(out.as<S>(), inp.as<S>(), weight.as<S>(), optional_data<S>(bias), N, C, OC);
+    LADDER_BACKEND_CALL(backend, matmul_forward, out.as<S>(), inp.as<S>(), weight.as<S>(), optional_data<S>(bias), N, C, OC);
   });
 }
 
 void matmul_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight) {
   const ArgumentChecks check(__func__);
-  check.on_cpu(
+  const Device device = check.same_device(
       {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"inp", inp}, {"weight", weight}});
   check.shape({"weight", weight}, {kAnyExtent, kAnyExtent});
   const std::int64_t OC = weight.size(0), C = weight.size(1);
@@ -143,9 +140,9 @@ void matmul_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Ten
     check.element_count({"dbias", dbias}, OC);
     check.dtype(inp.dtype(), {{"dbias", dbias}});
   }
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::matmul_backward(dinp.as<S>(), dweight.as<S>(), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(),
+    LADDER_BACKEND_CALL(backend, matmul_backward, dinp.as<S>(), dweight.as<S>(), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(),
                          weight.as<S>(), N, C, OC);
   });
 }
@@ -166,77 +163,112 @@ std::int64_t attention_channels(const ArgumentChecks& check, const Tensor& qkv, 
 
 void attention_forward(Tensor out, Tensor att, Tensor qkv, int n_head) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"att", att}, {"qkv", qkv}});
+  const Device device = check.same_device({{"out", out}, {"att", att}, {"qkv", qkv}});
   const std::int64_t C = attention_channels(check, qkv, n_head);
   const std::int64_t B = qkv.size(0), T = qkv.size(1);
   check.shape({"out", out}, {B, T, C});
   check.shape({"att", att}, {B, n_head, T, T});
   check.dtype(qkv.dtype(), {{"out", out}, {"att", att}});
-  visit_float_dtype(qkv.dtype(), __func__, [&](auto element) {
+  run_on_device(device, qkv.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::attention_forward(out.as<S>(), att.as<S>(), qkv.as<S>(), B, T, C, n_head);
+    LADDER_BACKEND_CALL(backend, attention_forward, out.as<S>(), att.as<S>(), qkv.as<S>(), B, T, C, n_head);
   });
 }
 
 void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor att, int n_head) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"dqkv", dqkv}, {"dout", dout}, {"qkv", qkv}, {"att", att}});
+  const Device device = check.same_device({{"dqkv", dqkv}, {"dout", dout}, {"qkv", qkv}, {"att", att}});
   const std::int64_t C = attention_channels(check, qkv, n_head);
   const std::int64_t B = qkv.size(0), T = qkv.size(1);
   check.same_shape({"dqkv", dqkv}, {"qkv", qkv});
   check.shape({"dout", dout}, {B, T, C});
   check.shape({"att", att}, {B, n_head, T, T});
   check.dtype(qkv.dtype(), {{"dqkv", dqkv}, {"dout", dout}, {"att", att}});
-  visit_float_dtype(qkv.dtype(), __func__, [&](auto element) {
+  run_on_device(device, qkv.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::attention_backward(dqkv.as<S>(), dout.as<S>(), qkv.as<S>(), att.as<S>(), B, T, C, n_head);
+    LADDER_BACKEND_CALL(backend, attention_backward, dqkv.as<S>(), dout.as<S>(), qkv.as<S>(), att.as<S>(), B, T, C, n_head);
+  });
+}
+
+void flash_attention_forward(Tensor out, Tensor lse, Tensor qkv, int n_head) {
+  const ArgumentChecks check(__func__);
+  const Device device = check.same_device({{"out", out}, {"lse", lse}, {"qkv", qkv}});
+  const std::int64_t C = attention_channels(check, qkv, n_head);
+  const std::int64_t B = qkv.size(0), T = qkv.size(1);
+  check.shape({"out", out}, {B, T, C});
+  check.element_count({"lse", lse}, B * n_head * T);
+  check.dtype(qkv.dtype(), {{"out", out}});
+  check.dtype(compute_dtype(qkv.dtype()), {{"lse", lse}});
+  run_on_device(device, qkv.dtype(), __func__, [&](auto element, auto backend) {
+    using S = decltype(element);
+    LADDER_BACKEND_CALL(backend, flash_attention_forward, out.as<S>(), lse.as<ComputeType<S>>(), qkv.as<S>(), B, T, C,
+                        n_head);
+  });
+}
+
+void flash_attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int n_head) {
+  const ArgumentChecks check(__func__);
+  const Device device =
+      check.same_device({{"dqkv", dqkv}, {"dout", dout}, {"qkv", qkv}, {"out", out}, {"lse", lse}});
+  const std::int64_t C = attention_channels(check, qkv, n_head);
+  const std::int64_t B = qkv.size(0), T = qkv.size(1);
+  check.same_shape({"dqkv", dqkv}, {"qkv", qkv});
+  check.shape({"dout", dout}, {B, T, C});
+  check.shape({"out", out}, {B, T, C});
+  check.element_count({"lse", lse}, B * n_head * T);
+  check.dtype(qkv.dtype(), {{"dqkv", dqkv}, {"dout", dout}, {"out", out}});
+  check.dtype(compute_dtype(qkv.dtype()), {{"lse", lse}});
+  run_on_device(device, qkv.dtype(), __func__, [&](auto element, auto backend) {
+    using S = decltype(element);
+    LADDER_BACKEND_CALL(backend, flash_attention_backward, dqkv.as<S>(), dout.as<S>(), qkv.as<S>(), out.as<S>(),
+                        lse.as<ComputeType<S>>(), B, T, C, n_head);
   });
 }
 
 void gelu_forward(Tensor out, Tensor inp) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"inp", inp}});
+  const Device device = check.same_device({{"out", out}, {"inp", inp}});
   check.same_shape({"out", out}, {"inp", inp});
   check.dtype(inp.dtype(), {{"out", out}});
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::gelu_forward(out.as<S>(), inp.as<S>(), inp.numel());
+    LADDER_BACKEND_CALL(backend, gelu_forward, out.as<S>(), inp.as<S>(), inp.numel());
   });
 }
 
 void gelu_backward(Tensor dinp, Tensor inp, Tensor dout) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"dinp", dinp}, {"inp", inp}, {"dout", dout}});
+  const Device device = check.same_device({{"dinp", dinp}, {"inp", inp}, {"dout", dout}});
   check.same_shape({"dinp", dinp}, {"inp", inp});
   check.same_shape({"dout", dout}, {"inp", inp});
   check.dtype(inp.dtype(), {{"dinp", dinp}, {"dout", dout}});
-  visit_float_dtype(inp.dtype(), __func__, [&](auto element) {
+  run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::gelu_backward(dinp.as<S>(), inp.as<S>(), dout.as<S>(), inp.numel());
+    LADDER_BACKEND_CALL(backend, gelu_backward, dinp.as<S>(), inp.as<S>(), dout.as<S>(), inp.numel());
   });
 }
 
 void residual_forward(Tensor out, Tensor a, Tensor b) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"out", out}, {"a", a}, {"b", b}});
+  const Device device = check.same_device({{"out", out}, {"a", a}, {"b", b}});
   check.same_shape({"out", out}, {"a", a});
   check.same_shape({"b", b}, {"a", a});
   check.dtype(a.dtype(), {{"out", out}, {"b", b}});
-  visit_float_dtype(a.dtype(), __func__, [&](auto element) {
+  run_on_device(device, a.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::residual_forward(out.as<S>(), a.as<S>(), b.as<S>(), a.numel());
+    LADDER_BACKEND_CALL(backend, residual_forward, out.as<S>(), a.as<S>(), b.as<S>(), a.numel());
   });
 }
 
 void residual_backward(Tensor da, Tensor db, Tensor dout) {
   const ArgumentChecks check(__func__);
-  check.on_cpu({{"da", da}, {"db", db}, {"dout", dout}});
+  const Device device = check.same_device({{"da", da}, {"db", db}, {"dout", dout}});
   check.same_shape({"da", da}, {"dout", dout});
   check.same_shape({"db", db}, {"dout", dout});
   check.dtype(dout.dtype(), {{"da", da}, {"db", db}});
-  visit_float_dtype(dout.dtype(), __func__, [&](auto element) {
+  run_on_device(device, dout.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    cpu::residual_backward(da.as<S>(), db.as<S>(), dout.as<S>(), dout.numel());
+    LADDER_BACKEND_CALL(backend, residual_backward, da.as<S>(), db.as<S>(), dout.as<S>(), dout.numel());
   });
 }
 

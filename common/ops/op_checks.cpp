@@ -27,11 +27,20 @@ bool is_absent(const Tensor& tensor) { return tensor.numel() == 0 || (tensor.ran
 
 DType compute_dtype(DType storage) { return storage == DType::F64 ? DType::F64 : DType::F32; }
 
-void ArgumentChecks::on_cpu(std::initializer_list<Argument> arguments) const {
+Device ArgumentChecks::same_device(std::initializer_list<Argument> arguments) const {
+  const char* first_name = nullptr;
+  Device device = Device::CPU;
   for (const Argument& argument : arguments) {
-    require(argument.tensor.device() == Device::CPU, argument.name,
-            " is on cuda but this build's ops run on the CPU (CUDA kernels are not part of it yet)");
+    if (is_absent(argument.tensor)) continue;
+    if (first_name == nullptr) {
+      first_name = argument.name;
+      device = argument.tensor.device();
+      continue;
+    }
+    require(argument.tensor.device() == device, argument.name, " is on ", device_name(argument.tensor.device()),
+            " but ", first_name, " is on ", device_name(device), ": every tensor of one op must be on one device");
   }
+  return device;
 }
 
 void ArgumentChecks::dtype(DType expected, std::initializer_list<Argument> arguments) const {

@@ -30,8 +30,8 @@ class ArgumentChecks {
  public:
   /// Checks made on behalf of the op named `op`.
   explicit ArgumentChecks(const char* op) : op_(op) {}
-  /// Every argument must be in host memory: this build's ops run on the CPU.
-  void on_cpu(std::initializer_list<Argument> arguments) const;
+  /// Every present argument must live on one device, which is returned (absent optional arguments are skipped).
+  Device same_device(std::initializer_list<Argument> arguments) const;
   /// Every argument must hold `expected`.
   void dtype(DType expected, std::initializer_list<Argument> arguments) const;
   /// Every argument must hold a floating-point storage type (F32, F64, F16, BF16).

@@ -10,6 +10,8 @@
 /// - Backward ops ACCUMULATE (+=) into every gradient they write, except
 ///   softmax_cross_entropy_backward, which overwrites (its output may alias the logits).
 /// - Shapes are checked; a mismatch throws LadderError naming the op and the shapes.
+/// - Every tensor of one call lives on one device; the call runs there (ops/cpu/ or ops/cuda/). The GPU
+///   supports F32, F16 and BF16 storage; F64 is the CPU's, for gradient checks.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +45,13 @@ void attention_forward(Tensor out, Tensor att, Tensor qkv, int n_head);
 /// Accumulates dqkv (B,T,3C) from dout (B,T,C), using the saved att.
 void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor att, int n_head);
 
+/// The same attention without the T×T probabilities (flash style): lse (B,n_head,T), compute type, saves each
+/// query's log-sum-exp of its scaled scores, from which backward recomputes the probabilities block by block.
+/// O(T) memory per query instead of O(T²); the GPU model uses it.
+void flash_attention_forward(Tensor out, Tensor lse, Tensor qkv, int n_head);
+/// Accumulates dqkv (B,T,3C) from dout (B,T,C), given the forward's qkv, out and lse.
+void flash_attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int n_head);
+
 /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). out and inp have equal shapes.
 void gelu_forward(Tensor out, Tensor inp);
 /// Accumulates dinp from dout at the forward input inp.
@@ -70,6 +79,13 @@ void scale(Tensor values, double factor);
 void accumulate(Tensor destination, Tensor source);
 /// Copies with conversion: destination = source rounded to destination's dtype (equal element counts).
 void convert(Tensor destination, Tensor source);
+/// Sets every element to zero (backward ops accumulate, so their outputs start from here).
+void set_zero(Tensor values);
+/// Copies the bytes of source into destination, across devices where they differ (equal dtype and numel).
+void copy(Tensor destination, Tensor source);
+/// convert() between devices: source is staged through host memory and converted there. For set-up,
+/// checkpoints and diagnostics, not for the training loop.
+void convert_between_devices(Tensor destination, Tensor source);
 
 /// Hyper-parameters of one AdamW step (PyTorch's torch.optim.AdamW semantics).
 struct AdamWStep {
@@ -88,5 +104,7 @@ void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor secon
 
 /// Threads for CPU GEMMs (OpenBLAS); 0 leaves its default (all cores, or OPENBLAS_NUM_THREADS).
 void set_cpu_threads(int threads);
+/// Lets fp32 GEMMs on the GPU use TF32 tensor cores (default off: true fp32). Throws in a build without CUDA.
+void set_tf32(bool enabled);
 
 }  // namespace ladder::ops

@@ -7,11 +7,11 @@
 
 namespace ladder {
 
-AdamW::AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype)
+AdamW::AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype, Device device)
     : layout_(layout),
       config_(config),
-      first_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState),
-      second_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState),
+      first_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
+      second_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
       first_moment_(view_of(first_moment_storage_, state_dtype)),
       second_moment_(view_of(second_moment_storage_, state_dtype)) {}
 

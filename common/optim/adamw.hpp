@@ -23,8 +23,9 @@ struct AdamWConfig {
 /// stage: fp32 normally, fp16 in the naive stage 02. They are accounted as optimizer state.
 class AdamW {
  public:
-  /// Allocates zeroed moments for `layout` in `state_dtype`.
-  AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype = DType::F32);
+  /// Allocates zeroed moments for `layout` in `state_dtype` on `device` (the device of the weights it updates).
+  AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype = DType::F32,
+        Device device = Device::CPU);
   /// One step: measures the global norm of gradients·gradient_scale, clips it to gradient_clip, and updates
   /// every tensor of `parameters` (weight decay only where the layout says it decays). Returns the norm
   /// before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.

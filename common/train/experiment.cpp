@@ -5,6 +5,7 @@
 
 #include "common/error.hpp"
 #include "common/model/generate.hpp"
+#include "common/ops/device_dispatch.hpp"
 #include "common/ops/ops.hpp"
 #include "common/train/evaluation.hpp"
 #include "common/train/model_checkpoint.hpp"
@@ -36,6 +37,24 @@ int resolve_sequence_length(const TrainOptions& options) {
   return length;
 }
 
+// --device: "auto" takes the GPU where one is visible; "cuda" without one is an error that says why.
+Device resolve_device(const TrainOptions& options) {
+  const bool gpu_visible = cuda_device_available();
+  if (options.device == "cpu") {
+    LADDER_CHECK(!options.tf32, "--tf32 applies to GPU GEMMs, but --device is cpu");
+    return Device::CPU;
+  }
+  if (options.device == "cuda") {
+    LADDER_CHECK(gpu_visible, "--device cuda: no CUDA GPU is visible",
+                 ops::kCudaBuild ? " (cudaGetDeviceCount found none)" : " (this build of ladder has no CUDA)");
+  }
+  if (!gpu_visible) {
+    LADDER_CHECK(!options.tf32, "--tf32 needs a GPU, and none is visible");
+    return Device::CPU;
+  }
+  return Device::CUDA;
+}
+
 // "{rank}" in a data spec becomes the rank, so each rank can read a file of its own (text:shard_{rank}.txt).
 std::string with_rank(std::string spec, int rank) {
   const std::string placeholder = "{rank}";
@@ -48,8 +67,9 @@ std::string with_rank(std::string spec, int rank) {
 }  // namespace
 
 Experiment::Experiment(TrainOptions options, int rank, int world)
-    : options_(std::move(options)), rank_(rank), world_(world) {
+    : options_(std::move(options)), device_(resolve_device(options_)), rank_(rank), world_(world) {
   ops::set_cpu_threads(options_.threads);
+  if (device_ == Device::CUDA) ops::set_tf32(options_.tf32);
   sequence_length_ = resolve_sequence_length(options_);
   DataSlice slice{rank, world, options_.batch_size, sequence_length_};
   data_ = make_data_source(with_rank(options_.data, rank), slice, options_.seed);
@@ -61,7 +81,7 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   log_->info(options_.stage + " | model " + model_config_.describe());
   log_->info(options_.stage + " | data " + data_->describe());
   std::ostringstream line;
-  line << options_.stage << " | batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
+  line << options_.stage << " | device " << device_name(device_) << (options_.tf32 ? " (TF32 GEMMs)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
 }
@@ -132,7 +152,7 @@ void Experiment::finish(GPT& model) {
     log_->info(options_.stage + " | checkpoint written to " + options_.checkpoint_out);
   }
   log_->log_summary();
-  log_->log_memory(memory_accountant(), Device::CPU, model.layout().parameter_count());
+  log_->log_memory(memory_accountant(), device_, model.layout().parameter_count());
 }
 
 }  // namespace ladder

@@ -39,6 +39,8 @@ class Experiment {
 
   /// The parsed options.
   const TrainOptions& options() const { return options_; }
+  /// Where the model trains: --device, with auto resolved (cuda where a GPU is visible, else cpu).
+  Device device() const { return device_; }
   /// This rank's data.
   const DataSource& data() const { return *data_; }
   /// The model shape: the named config, the overrides, and the data's vocabulary.
@@ -66,6 +68,7 @@ class Experiment {
   void evaluate(GPT& model, std::int64_t steps_done);
 
   TrainOptions options_;
+  Device device_ = Device::CPU;
   int rank_;
   int world_;
   std::unique_ptr<DataSource> data_;

@@ -1,5 +1,7 @@
 #include "common/train/model_checkpoint.hpp"
 
+#include <vector>
+
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
 #include "common/train/safetensors.hpp"
@@ -22,9 +24,19 @@ std::map<std::string, std::string> config_metadata(const GPTConfig& config) {
 
 void save_model_checkpoint(const std::string& path, const GPT& model,
                            const std::map<std::string, std::string>& extra_metadata) {
+  // The weights are written from host memory: on the GPU, a host copy of the parameter buffer first.
+  const Tensor parameters = model.parameters();
+  std::vector<unsigned char> host_copy;
+  const unsigned char* host_parameters = static_cast<const unsigned char*>(parameters.data());
+  if (parameters.device() == Device::CUDA) {
+    host_copy.resize(static_cast<std::size_t>(parameters.bytes()));
+    ops::copy(Tensor(host_copy.data(), parameters.dtype(), {parameters.numel()}), parameters);
+    host_parameters = host_copy.data();
+  }
   std::vector<TensorToWrite> tensors;
   for (const ParameterTensor& tensor : model.layout().tensors()) {
-    tensors.push_back({tensor.name, model.dtype(), tensor.shape, model.parameter(tensor.name).data()});
+    tensors.push_back({tensor.name, model.dtype(), tensor.shape,
+                       host_parameters + tensor.offset * static_cast<std::int64_t>(dtype_size(model.dtype()))});
   }
   std::map<std::string, std::string> metadata = config_metadata(model.config());
   metadata[kFormatKey] = kFormat;
@@ -52,7 +64,7 @@ void load_model_checkpoint(const std::string& path, GPT& model) {
                  "checkpoint ", path, ": tensor '", tensor.name, "' is ", dtype_name(stored.dtype),
                  ", expected a floating-point type");
     Tensor source(const_cast<unsigned char*>(stored.bytes.data()), stored.dtype, {tensor.numel});
-    ops::convert(model.parameter(tensor.name).reshaped({tensor.numel}), source);
+    ops::convert_between_devices(model.parameter(tensor.name).reshaped({tensor.numel}), source);
   }
 }
 

@@ -49,6 +49,16 @@ template <class S>
 void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att, std::int64_t B, std::int64_t T,
                         std::int64_t C, std::int64_t heads);
 
+/// Flash-style causal attention: out (B,T,C) and lse (B,heads,T), computed one query row at a time with an
+/// online softmax over key blocks, never holding a T×T matrix.
+template <class S>
+void flash_attention_forward(S* out, ComputeType<S>* lse, const S* qkv, std::int64_t B, std::int64_t T,
+                             std::int64_t C, std::int64_t heads);
+/// Accumulates dqkv (B,T,3C), recomputing each probability from qkv and lse.
+template <class S>
+void flash_attention_backward(S* dqkv, const S* dout, const S* qkv, const S* out, const ComputeType<S>* lse,
+                              std::int64_t B, std::int64_t T, std::int64_t C, std::int64_t heads);
+
 /// out = GELU(inp) (tanh form), `count` elements.
 template <class S>
 void gelu_forward(S* out, const S* inp, std::int64_t count);
