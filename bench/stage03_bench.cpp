@@ -11,7 +11,7 @@ namespace {
 template <DType working_dtype>
 std::unique_ptr<stage03::MasterWeightsTraining> make_master_weights_training(const StepWorkload& workload) {
   auto training = std::make_unique<stage03::MasterWeightsTraining>(
-      workload.config, AdamWConfig{}, workload.batch_size, workload.sequence_length, working_dtype);
+      workload.config, AdamWConfig{}, workload.batch_size, workload.sequence_length, working_dtype, workload.device);
   training->model.initialize(kBenchmarkSeed);
   training->master.copy_from(training->model);
   return training;

@@ -9,7 +9,8 @@ namespace {
 
 struct LossScaledTraining {
   explicit LossScaledTraining(const StepWorkload& workload)
-      : training(workload.config, AdamWConfig{}, workload.batch_size, workload.sequence_length) {
+      : training(workload.config, AdamWConfig{}, workload.batch_size, workload.sequence_length, DType::F16,
+                 workload.device) {
     training.model.initialize(kBenchmarkSeed);
     training.master.copy_from(training.model);
   }

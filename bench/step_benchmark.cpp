@@ -5,11 +5,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "common/memory.hpp"
 #include "common/model/parameter_layout.hpp"
 #include "common/random.hpp"
+#ifdef LADDER_WITH_CUDA
+#include "common/ops/cuda/cuda_check.hpp"
+#endif
 
 namespace ladder::bench {
 
@@ -20,6 +24,9 @@ constexpr double kLearningRate = 1e-4;
 // Enough distinct batches that no step sees the data its predecessor left in cache.
 constexpr int kBatchCount = 4;
 constexpr int kGpt2Vocabulary = 50257;
+// The batch of the GPU benchmark: what PyTorch's and llm.c's GPT-2 124M figures are usually quoted at.
+constexpr int kGpuBatchSize = 16;
+constexpr int kGpuSequenceLength = 1024;
 
 // "optimizer state" -> "optimizer_state": counter names without spaces read better on the console and in JSON.
 std::string counter_suffix(MemoryCategory category) {
@@ -37,14 +44,18 @@ bool is_model_state(MemoryCategory category) {
 
 // Peak bytes this benchmark added, per category, read before its state goes away. The accountant is shared by
 // the whole process, so peaks are reset first and what was already allocated is subtracted.
-void add_memory_counters(benchmark::State& state, const MemoryAccountant& before, std::int64_t parameter_count) {
+// Only the workload's device counts: a GPU workload's host side (the batches, staging) is not its footprint.
+// peak_bytes is the highest total over set-up and steps alike, weights and optimizer state included (what
+// torch.cuda.max_memory_allocated reports for bench/pytorch_reference.py).
+void add_memory_counters(benchmark::State& state, const MemoryAccountant& before, std::int64_t parameter_count,
+                         Device device) {
   const MemoryAccountant& now = memory_accountant();
   const double parameters = static_cast<double>(parameter_count);
   double state_bytes = 0;
   for (int c = 0; c < kMemoryCategoryCount; ++c) {
     const auto category = static_cast<MemoryCategory>(c);
-    const double peak = static_cast<double>(now.usage(Device::CPU, category).peak -
-                                            before.usage(Device::CPU, category).current);
+    const double peak = static_cast<double>(now.usage(device, category).peak -
+                                            before.usage(device, category).current);
     if (is_model_state(category)) state_bytes += peak;
     // Only the categories this stage uses: a column of zeros for comm buffers says nothing on one process.
     if (peak <= 0) continue;
@@ -52,58 +63,78 @@ void add_memory_counters(benchmark::State& state, const MemoryAccountant& before
         benchmark::Counter(peak, benchmark::Counter::kDefaults, benchmark::Counter::kIs1024);
     state.counters["bytes_per_parameter_" + counter_suffix(category)] = peak / parameters;
   }
-  const double peak_total = static_cast<double>(now.peak_total(Device::CPU) - before.current_total(Device::CPU));
+  const double peak_total = static_cast<double>(now.peak_total(device) - before.current_total(device));
   state.counters["peak_bytes"] = benchmark::Counter(peak_total, benchmark::Counter::kDefaults, benchmark::Counter::kIs1024);
   state.counters["bytes_per_parameter"] = peak_total / parameters;
   state.counters["state_bytes_per_parameter"] = state_bytes / parameters;
   state.counters["parameters"] = parameters;
 }
 
+// Waits for the GPU's queued kernels, so that a step's time covers its work and not only its launches.
+void wait_for_device(Device device) {
+#ifdef LADDER_WITH_CUDA
+  if (device == Device::CUDA) ops::cuda::check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize after a step");
+#else
+  (void)device;  // without CUDA no workload reaches the GPU (its benchmark stops at cuda_device_available)
+#endif
+}
+
+void add_throughput_counters(benchmark::State& state, const StepWorkload& workload, std::int64_t steps,
+                             double step_seconds) {
+  const double tokens_per_step = static_cast<double>(workload.batch_size) * workload.sequence_length;
+  const double flops_per_step =
+      training_flops_per_step(workload.config, workload.batch_size, workload.sequence_length);
+  const double step_count = static_cast<double>(steps);
+  // Rates over Google Benchmark's wall time of the loop, which includes the wait for the GPU after each step.
+  state.counters["tokens_per_second"] = benchmark::Counter(tokens_per_step * step_count, benchmark::Counter::kIsRate);
+  state.counters["tflops_per_second"] =
+      benchmark::Counter(flops_per_step * step_count / 1e12, benchmark::Counter::kIsRate);
+  if (workload.device == Device::CUDA) {
+    state.counters["fp32_peak_fraction"] =
+        benchmark::Counter(flops_per_step * step_count / kH100SxmFp32PeakFlops, benchmark::Counter::kIsRate);
+  }
+  state.counters["step_seconds"] = benchmark::Counter(step_seconds, benchmark::Counter::kAvgIterations);
+}
+
 void run_step_benchmark(benchmark::State& state, const MakeStepFunction& make_step, StepWorkload (*make_workload)()) {
   const StepWorkload workload = make_workload();
   const MemoryAccountant before = memory_accountant();
   memory_accountant().reset_peaks();
-  StepFunction step = make_step(workload);
-  // One untimed step first: it touches every buffer once, as the first step of a real run does.
-  step(workload.batches.front(), kLearningRate);
+  // A stage that cannot build this workload (no CUDA path, GPU out of memory) gives an error row, with the
+  // reason, instead of ending the whole run and the other stages' results with it.
+  try {
+    StepFunction step = make_step(workload);
+    // One untimed step first: it touches every buffer once, as the first step of a real run does.
+    step(workload.batches.front(), kLearningRate);
+    wait_for_device(workload.device);
 
-  double step_seconds = 0;
-  std::int64_t steps = 0;
-  for (auto _ : state) {
-    const Batch& batch = workload.batches[static_cast<std::size_t>(steps % kBatchCount)];
-    const auto start = std::chrono::steady_clock::now();
-    step(batch, kLearningRate);
-    step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++steps;
+    double step_seconds = 0;
+    std::int64_t steps = 0;
+    for (auto _ : state) {
+      const Batch& batch = workload.batches[static_cast<std::size_t>(steps % kBatchCount)];
+      const auto start = std::chrono::steady_clock::now();
+      step(batch, kLearningRate);
+      wait_for_device(workload.device);
+      step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++steps;
+    }
+    add_throughput_counters(state, workload, steps, step_seconds);
+    add_memory_counters(state, before, ParameterLayout(workload.config).parameter_count(), workload.device);
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+    return;
   }
-  const double tokens_per_step = static_cast<double>(workload.batch_size) * workload.sequence_length;
-  state.counters["tokens_per_second"] =
-      benchmark::Counter(tokens_per_step * static_cast<double>(steps), benchmark::Counter::kIsRate);
-  state.counters["step_seconds"] = benchmark::Counter(step_seconds, benchmark::Counter::kAvgIterations);
-  add_memory_counters(state, before, ParameterLayout(workload.config).parameter_count());
   state.SetLabel(workload.config.describe() + ", batch " + std::to_string(workload.batch_size) + "x" +
-                 std::to_string(workload.sequence_length));
+                 std::to_string(workload.sequence_length) + (workload.device == Device::CUDA ? ", cuda" : ""));
 }
 
-}  // namespace
-
-StepWorkload small_workload() {
+// Random ids stand in for text: a step costs the same whatever the tokens say.
+StepWorkload random_gpt2_workload(int batch_size, int sequence_length, Device device) {
   StepWorkload workload;
-  workload.batch_size = 64;
-  workload.sequence_length = preferred_sequence_length("addition");
-  const auto data = make_data_source("addition", DataSlice{0, 1, workload.batch_size, workload.sequence_length},
-                                     kBenchmarkSeed);
-  workload.config = named_config("small", data->vocab_size());
-  for (int step = 0; step < kBatchCount; ++step) workload.batches.push_back(data->train_batch(step));
-  return workload;
-}
-
-StepWorkload gpt2_124m_workload() {
-  StepWorkload workload;
-  workload.batch_size = 1;
-  workload.sequence_length = 64;
+  workload.batch_size = batch_size;
+  workload.sequence_length = sequence_length;
+  workload.device = device;
   workload.config = named_config("gpt2-124m", kGpt2Vocabulary);
-  // Random ids stand in for text: a step costs the same whatever the tokens say.
   Random random(kBenchmarkSeed);
   for (int step = 0; step < kBatchCount; ++step) {
     Batch batch;
@@ -119,6 +150,43 @@ StepWorkload gpt2_124m_workload() {
   return workload;
 }
 
+}  // namespace
+
+StepWorkload small_workload() {
+  StepWorkload workload;
+  workload.batch_size = 64;
+  workload.sequence_length = preferred_sequence_length("addition");
+  const auto data = make_data_source("addition", DataSlice{0, 1, workload.batch_size, workload.sequence_length},
+                                     kBenchmarkSeed);
+  workload.config = named_config("small", data->vocab_size());
+  for (int step = 0; step < kBatchCount; ++step) workload.batches.push_back(data->train_batch(step));
+  return workload;
+}
+
+StepWorkload gpt2_124m_workload() { return random_gpt2_workload(1, 64, Device::CPU); }
+
+StepWorkload gpt2_124m_gpu_workload() {
+  return random_gpt2_workload(kGpuBatchSize, kGpuSequenceLength, Device::CUDA);
+}
+
+// The estimate of PaLM's appendix B, as nanoGPT's estimate_mfu and PyTorch's MFU figures use it:
+//   FLOPs per step = 6·N·tokens + 12·L·H·hs·T·tokens,   tokens = B·T, H·hs = C.
+// 6·N: each weight that multiplies does one multiply-add (2 FLOPs) per token forward and two backward (the
+// gradients of its input and of itself). N leaves out wte and wpe, which are looked up, not multiplied;
+// lm_head counts, padded rows included, since its GEMM computes them (nanoGPT ties lm_head to wte and counts
+// that matrix once, so its N is the same). 12·L·H·hs·T: attention's two T×T products (scores Q·Kᵀ and the
+// weighted sum with V) at 2 FLOPs a multiply-add, times 3 for forward and backward, over all T keys: the
+// causal mask halves the useful work, but the estimate counts the full square, as PyTorch's does.
+double training_flops_per_step(const GPTConfig& config, int batch_size, int sequence_length) {
+  const ParameterLayout layout(config);
+  const double multiplying_parameters = static_cast<double>(
+      layout.parameter_count() - layout.tensor("wte").numel - layout.tensor("wpe").numel);
+  const double tokens = static_cast<double>(batch_size) * sequence_length;
+  const double attention_per_token =
+      12.0 * config.layer_count * static_cast<double>(config.channels) * sequence_length;
+  return (6.0 * multiplying_parameters + attention_per_token) * tokens;
+}
+
 bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step) {
   // Wall-clock time: OpenBLAS runs the GEMMs on several threads, which the main thread's CPU time would miss.
   benchmark::RegisterBenchmark((stage + "/small").c_str(),
@@ -132,6 +200,18 @@ bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_st
   benchmark::RegisterBenchmark((stage + "/gpt2-124m").c_str(),
                                [make_step](benchmark::State& state) {
                                  run_step_benchmark(state, make_step, gpt2_124m_workload);
+                               })
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  // The GPU benchmark, side by side with bench/pytorch_reference.py (scripts/gpu_check.sh runs both). Where no
+  // GPU is visible (CI, a laptop) it is an error row that says so; the smoke test's filter leaves it out.
+  benchmark::RegisterBenchmark((stage + "/gpt2-124m-cuda").c_str(),
+                               [make_step](benchmark::State& state) {
+                                 if (!cuda_device_available()) {
+                                   state.SkipWithError("no CUDA GPU visible");
+                                   return;
+                                 }
+                                 run_step_benchmark(state, make_step, gpt2_124m_gpu_workload);
                                })
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);

@@ -2,10 +2,12 @@
 /// @brief The shared harness of the per-stage benchmarks: real training steps, timed, with memory counters.
 ///
 /// A stage's benchmark file gives two things: how to build its training state for a workload, and one
-/// training step on that state (the recipe of its main.cpp). The harness registers it at two workloads,
-/// "<stage>/small" (the CPU default) and "<stage>/gpt2-124m" (the GPU benchmark shape, with a batch small
-/// enough for a CPU), and reports for each: tokens per second, seconds per step, the parameter count, and the
-/// peak bytes of every memory category the accountant saw, also per parameter.
+/// training step on that state (the recipe of its main.cpp). The harness registers it at three workloads,
+/// "<stage>/small" (the CPU default), "<stage>/gpt2-124m" (the GPU benchmark shape, with a batch small enough
+/// for a CPU) and "<stage>/gpt2-124m-cuda" (that shape at B=16, T=1024 on the GPU; an error row where no GPU
+/// is visible), and reports for each: tokens per second, seconds per step, achieved TFLOP/s, the parameter
+/// count, and the peak bytes of every memory category the accountant saw on the workload's device, also per
+/// parameter.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "common/data/data_source.hpp"
+#include "common/memory.hpp"
 #include "common/model/gpt.hpp"
 #include "common/model/gpt_config.hpp"
 #include "common/optim/adamw.hpp"
@@ -28,10 +31,11 @@ inline constexpr std::uint64_t kBenchmarkSeed = 1337;
 
 /// A model shape and the batches a step benchmark cycles through.
 struct StepWorkload {
-  GPTConfig config;            ///< the model's shape
-  int batch_size = 0;          ///< B: rows per step
-  int sequence_length = 0;     ///< T: tokens per row
-  std::vector<Batch> batches;  ///< made before timing starts, used in turn, one per step
+  GPTConfig config;             ///< the model's shape
+  int batch_size = 0;           ///< B: rows per step
+  int sequence_length = 0;      ///< T: tokens per row
+  std::vector<Batch> batches;   ///< made before timing starts, used in turn, one per step
+  Device device = Device::CPU;  ///< where the stage builds its state and runs the step
 };
 
 /// The CPU default of every stage: the small model on 64×10-token batches of the addition task.
@@ -41,14 +45,27 @@ StepWorkload small_workload();
 /// token ids: about a second per step on a CPU.
 StepWorkload gpt2_124m_workload();
 
+/// The GPT-2 124M shape on the GPU at the batch PyTorch and llm.c are usually measured at: 16 rows of 1024
+/// random GPT-2 token ids (bench/pytorch_reference.py times the same shape).
+StepWorkload gpt2_124m_gpu_workload();
+
+/// Model FLOPs of one training step (forward and backward) of `config` on batch_size×sequence_length tokens,
+/// by the estimate PyTorch's and nanoGPT's MFU figures use (see step_benchmark.cpp for the formula).
+double training_flops_per_step(const GPTConfig& config, int batch_size, int sequence_length);
+
+/// H100 SXM's peak fp32 rate without tensor cores, 67 TFLOP/s: the denominator of the fp32_peak_fraction
+/// counter of GPU workloads.
+inline constexpr double kH100SxmFp32PeakFlops = 67e12;
+
 /// One training step of a stage on `batch` at `learning_rate`: forward, backward and the optimizer's update.
 using StepFunction = std::function<void(const Batch& batch, double learning_rate)>;
 
 /// Builds a stage's training state for a workload and returns a step that owns it.
 using MakeStepFunction = std::function<StepFunction(const StepWorkload& workload)>;
 
-/// Registers "<stage>/small" and "<stage>/gpt2-124m" with Google Benchmark. Returns true, so that a
-/// benchmark file can register itself from the initialiser of a namespace-scope constant.
+/// Registers "<stage>/small", "<stage>/gpt2-124m" and "<stage>/gpt2-124m-cuda" with Google Benchmark.
+/// Returns true, so that a benchmark file can register itself from the initialiser of a namespace-scope
+/// constant.
 bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step);
 
 /// The form each stage's file uses: `make_state(workload)` returns a std::unique_ptr to the stage's state
@@ -62,12 +79,12 @@ bool register_stage_benchmarks(const std::string& stage, MakeState make_state, S
   });
 }
 
-/// A stage's state built for a workload and initialised with kBenchmarkSeed (stages 01 and 02, whose state
-/// is a model and the AdamW that updates its own weights).
+/// A stage's state built for a workload on its device and initialised with kBenchmarkSeed (stages 01 and
+/// 02, whose state is a model and the AdamW that updates its own weights).
 template <class Training>
 std::unique_ptr<Training> make_plain_training(const StepWorkload& workload) {
   auto training = std::make_unique<Training>(workload.config, AdamWConfig{}, workload.batch_size,
-                                             workload.sequence_length);
+                                             workload.sequence_length, workload.device);
   training->model.initialize(kBenchmarkSeed);
   return training;
 }
