@@ -153,7 +153,8 @@ void embedding_backward(S* dwte, S* dwpe, const S* dout, const std::int32_t* tok
 
   embedding_position_backward_kernel<S><<<grid_stride_blocks(T * C), kElementwiseThreads>>>(dwpe, dout, B, T, C);
   check_launch("embedding_position_backward_kernel");
-  // device_grouping is freed on return; cudaFree waits for the kernels that still read it.
+  // device_grouping is the shared scratch block: the next op that takes it queues behind these kernels on the
+  // default stream, so the grouping stays intact while they read it.
 }
 
 #define LADDER_INSTANTIATE_CUDA_EMBEDDING(S)                                                                           \

@@ -161,7 +161,7 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
   layernorm_backward_input_kernel<S>
       <<<blocks_for(N, kRowsPerBlock), kRowWarpThreads>>>(dinp, dout, inp, weight, mean, rstd, N, C);
   check_launch("layernorm_backward_input_kernel");
-  // `partials` is freed on return; cudaFree waits for the kernels that still read it.
+  // The partials live in the shared scratch block; the next op that takes it queues behind these kernels.
 }
 
 #define LADDER_INSTANTIATE_CUDA_LAYERNORM(S)                                                                 \
