@@ -80,10 +80,16 @@ void dispatch_two_dtypes(const char* op, Tensor destination, Tensor source, Kern
   check.element_count({"source", source}, destination.numel());
   run_on_device(device, destination.dtype(), op, [&](auto destination_element, auto backend) {
     using Destination = decltype(destination_element);
-    run_on_device(device, source.dtype(), op, [&](auto source_element, auto) {
+    auto with_source = [&](auto source_element) {
       using Source = decltype(source_element);
       kernel(destination.as<Destination>(), source.as<Source>(), destination.numel(), backend);
-    });
+    };
+    // The source's types are the backend's own: the CUDA branch never names a kernel for double.
+    if constexpr (decltype(backend)::value == Device::CUDA) {
+      visit_cuda_dtype(source.dtype(), op, with_source);
+    } else {
+      cpu::visit_float_dtype(source.dtype(), op, with_source);
+    }
   });
 }
 }  // namespace
