@@ -21,15 +21,6 @@ void check_float(Tensor values, const char* what) {
                dtype_name(values.dtype()));
 }
 
-// The diagnostics count on the host: a tensor on the GPU is read through a host copy in `staging`.
-Tensor on_host(Tensor values, std::vector<unsigned char>& staging) {
-  if (values.device() == Device::CPU) return values;
-  staging.resize(static_cast<std::size_t>(values.bytes()));
-  const Tensor host(staging.data(), values.dtype(), {values.numel()});
-  ops::copy(host, values.reshaped({values.numel()}));
-  return host;
-}
-
 // Counts the elements of a float tensor for which `test` (given the value as a double) holds. Converting is exact
 // for every float dtype, so a test on the double is a test on the stored value.
 template <class Test>
@@ -101,7 +92,7 @@ double UpdateDiagnostics::zero_gradient_fraction(Tensor gradients) const {
   LADDER_CHECK(gradients.numel() == layout_.padded_size(), "UpdateDiagnostics expects gradients of ",
                layout_.padded_size(), " elements (the layout's padded size), got ", gradients.numel());
   std::vector<unsigned char> staging;
-  const Tensor host_gradients = on_host(gradients, staging);
+  const Tensor host_gradients = ops::readable_on_host(gradients, staging);
   std::int64_t zeros = 0;
   for (const ParameterTensor& tensor : layout_.tensors()) {
     // == 0 holds for both +0 and -0: an underflowed gradient keeps its sign.
@@ -114,7 +105,7 @@ double UpdateDiagnostics::zero_gradient_fraction(Tensor gradients) const {
 double UpdateDiagnostics::unchanged_fraction() const {
   std::int64_t unchanged = 0;
   std::vector<unsigned char> staging;
-  const Tensor weights = on_host(weights_, staging);
+  const Tensor weights = ops::readable_on_host(weights_, staging);
   for (const ParameterTensor& tensor : layout_.tensors()) {
     const Tensor now = weights.slice(tensor.offset, tensor.numel);
     unchanged += count_equal(now, remembered_.slice(tensor.offset, tensor.numel));
@@ -125,7 +116,7 @@ double UpdateDiagnostics::unchanged_fraction() const {
 double UpdateDiagnostics::nonfinite_fraction() const {
   std::int64_t nonfinite = 0;
   std::vector<unsigned char> staging;
-  const Tensor weights = on_host(weights_, staging);
+  const Tensor weights = ops::readable_on_host(weights_, staging);
   for (const ParameterTensor& tensor : layout_.tensors()) {
     const Tensor now = weights.slice(tensor.offset, tensor.numel);
     nonfinite += count_values(now, [](double value) { return !std::isfinite(value); });

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common/tensor.hpp"
 
@@ -83,6 +84,9 @@ void convert(Tensor destination, Tensor source);
 void set_zero(Tensor values);
 /// Copies the bytes of source into destination, across devices where they differ (equal dtype and numel).
 void copy(Tensor destination, Tensor source);
+/// `values` itself when it is in host memory, else a flat host copy of it held in `staging` (resized to fit):
+/// how host code (checkpoints, diagnostics) reads a tensor wherever it lives.
+Tensor readable_on_host(Tensor values, std::vector<unsigned char>& staging);
 /// convert() between devices: source is staged through host memory and converted there. For set-up,
 /// checkpoints and diagnostics, not for the training loop.
 void convert_between_devices(Tensor destination, Tensor source);

@@ -25,14 +25,9 @@ std::map<std::string, std::string> config_metadata(const GPTConfig& config) {
 void save_model_checkpoint(const std::string& path, const GPT& model,
                            const std::map<std::string, std::string>& extra_metadata) {
   // The weights are written from host memory: on the GPU, a host copy of the parameter buffer first.
-  const Tensor parameters = model.parameters();
-  std::vector<unsigned char> host_copy;
-  const unsigned char* host_parameters = static_cast<const unsigned char*>(parameters.data());
-  if (parameters.device() == Device::CUDA) {
-    host_copy.resize(static_cast<std::size_t>(parameters.bytes()));
-    ops::copy(Tensor(host_copy.data(), parameters.dtype(), {parameters.numel()}), parameters);
-    host_parameters = host_copy.data();
-  }
+  std::vector<unsigned char> staging;
+  const auto* host_parameters =
+      static_cast<const unsigned char*>(ops::readable_on_host(model.parameters(), staging).data());
   std::vector<TensorToWrite> tensors;
   for (const ParameterTensor& tensor : model.layout().tensors()) {
     tensors.push_back({tensor.name, model.dtype(), tensor.shape,
