@@ -12,6 +12,7 @@
 #include "02_fp16_naive/fp16_training.hpp"
 #include "common/train/experiment.hpp"
 #include "common/train/run_main.hpp"
+#include "common/train/update_diagnostics.hpp"
 
 int main(int argc, char** argv) {
   using namespace ladder;
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
                                    experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
-    stage02::UpdateDiagnostics diagnostics(model.layout(), model.parameters());
+    UpdateDiagnostics diagnostics(model.layout(), model.parameters());
 
     for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
       const Batch batch = experiment.data().train_batch(step);

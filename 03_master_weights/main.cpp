@@ -10,10 +10,10 @@
 // The step log keeps stage 02's zero_grads and unchanged (now: master weights the step left bit-identical).
 #include <cstdint>
 
-#include "02_fp16_naive/fp16_training.hpp"  // UpdateDiagnostics
 #include "03_master_weights/master_weights.hpp"
 #include "common/train/experiment.hpp"
 #include "common/train/run_main.hpp"
+#include "common/train/update_diagnostics.hpp"
 
 int main(int argc, char** argv) {
   using namespace ladder;
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     GPT& model = training.model;
     experiment.initialize(model);
     training.master.copy_from(model);            // 1. fp32 master weights from the fp16 model's
-    stage02::UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
+    UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
 
     for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
       const Batch batch = experiment.data().train_batch(step);

@@ -25,9 +25,15 @@ double MasterWeights::step(AdamW& optimizer, GPT& model, double learning_rate, d
   return norm;
 }
 
+void MasterWeights::step_with_norm(AdamW& optimizer, GPT& model, double learning_rate, double gradient_norm) {
+  optimizer.update(weights_, model.gradients(), learning_rate, gradient_norm);
+  ops::convert(model.parameters(), weights_);
+}
+
 MasterWeightsTraining::MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size,
-                                             int sequence_length, DType working_dtype, Device device)
-    : model(config, working_dtype, batch_size, sequence_length, 1, device),
+                                             int sequence_length, DType working_dtype, Device device,
+                                             int shard_multiple)
+    : model(config, working_dtype, batch_size, sequence_length, shard_multiple, device),
       master(model),
       optimizer(model.layout(), adamw, DType::F32, device) {}
 

@@ -26,6 +26,9 @@ class MasterWeights {
   /// fp32 master weights with fp32 moments, and the result is rounded into the model's weights.
   /// Returns the gradient norm before clipping, as AdamW::step does.
   double step(AdamW& optimizer, GPT& model, double learning_rate, double gradient_scale = 1.0);
+  /// The same step with the gradient norm measured by the caller: stage 06 adds it up shard by shard, in the
+  /// order the sharded stages must use, so that all of them clip with the same bits.
+  void step_with_norm(AdamW& optimizer, GPT& model, double learning_rate, double gradient_norm);
   /// The fp32 master weights.
   Tensor weights() const { return weights_; }
 
@@ -40,9 +43,10 @@ inline constexpr int kBytesPerParameter = 2 + 2 + 4 + 4 + 4;
 /// Stage 03's state: a reduced-precision model, its fp32 master weights, and AdamW with fp32 moments.
 /// `working_dtype` is fp16 here; stage 05 reuses this with bf16.
 struct MasterWeightsTraining {
-  /// Allocates the model (working_dtype), the fp32 master copy and fp32 moments for B×T batches.
+  /// Allocates the model (working_dtype), the fp32 master copy and fp32 moments for B×T batches; the layout's
+  /// units are padded to split into `shard_multiple` equal pieces (stage 06 pads for its world size).
   MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
-                        DType working_dtype = DType::F16, Device device = Device::CPU);
+                        DType working_dtype = DType::F16, Device device = Device::CPU, int shard_multiple = 1);
 
   GPT model;             ///< fp16 weights (2 B/param) and gradients (2 B/param), fp16 activations
   MasterWeights master;  ///< fp32 master weights (4 B/param)

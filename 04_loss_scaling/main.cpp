@@ -16,10 +16,10 @@
 #include <cstdint>
 #include <limits>
 
-#include "02_fp16_naive/fp16_training.hpp"  // UpdateDiagnostics
 #include "04_loss_scaling/loss_scaler.hpp"
 #include "common/train/experiment.hpp"
 #include "common/train/run_main.hpp"
+#include "common/train/update_diagnostics.hpp"
 
 int main(int argc, char** argv) {
   using namespace ladder;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     GPT& model = training.model;
     experiment.initialize(model);
     training.master.copy_from(model);            // 1. fp32 master weights from the fp16 model's
-    stage02::UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
+    UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
 
     for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
       const Batch batch = experiment.data().train_batch(step);

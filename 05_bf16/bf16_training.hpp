@@ -27,9 +27,10 @@ inline constexpr double kBf16UnitRoundoff = 1.0 / 256;
 ///   weights are what makes that affordable: the update is still computed and accumulated in fp32, and only the
 ///   working copy the forward and backward read is rounded to bf16.
 struct Bf16Training : stage03::MasterWeightsTraining {
-  /// Allocates a bf16 GPT (weights, gradients, activations) for B×T batches, its fp32 master copy and fp32 moments.
+  /// Allocates a bf16 GPT (weights, gradients, activations) for B×T batches, its fp32 master copy and fp32 moments;
+  /// `shard_multiple` pads the layout's units to split over that many ranks (stage 06 passes its world size).
   Bf16Training(const GPTConfig& config, const AdamWConfig& adamw, int batch_size, int sequence_length,
-               Device device = Device::CPU);
+               Device device = Device::CPU, int shard_multiple = 1);
 };
 
 }  // namespace ladder::stage05

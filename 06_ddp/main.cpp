@@ -5,17 +5,20 @@
 //   2. forward pass in bf16 on this rank's slice of the global batch
 //   3. backward pass in bf16; as each bucket of units completes, its gradients are all-reduced (averaged over
 //      the ranks) while backward carries on through the earlier units, then the last buckets are waited for
-//   4. AdamW reads the averaged bf16 gradients as fp32, clips their global norm,
+//   4. AdamW reads the averaged bf16 gradients as fp32, clips their global norm (added up shard by shard, in the
+//      order stages 07-09 must use, so all four clip with the same bits),
 //   5. and updates the fp32 master weights with fp32 moments,
 //   6. then the master is rounded into the bf16 weights: every replica does the same update, and stays equal
 // Memory per rank is stage 05's plus the fp32 bucket buffers; each step moves 2(N-1)/N of the gradients per rank.
 #include <cstdint>
 
-#include "02_fp16_naive/fp16_training.hpp"  // UpdateDiagnostics
 #include "05_bf16/bf16_training.hpp"
 #include "06_ddp/gradient_buckets.hpp"
+#include "common/optim/gradient_norm.hpp"
+#include "common/train/comm_metrics.hpp"
 #include "common/train/experiment.hpp"
 #include "common/train/run_with_ranks.hpp"
+#include "common/train/update_diagnostics.hpp"
 
 int main(int argc, char** argv) {
   using namespace ladder;
@@ -27,12 +30,12 @@ int main(int argc, char** argv) {
                           comm.rank(), comm.world_size());
     stage05::Bf16Training training(experiment.model_config(), experiment.adamw_config(),
                                    experiment.options().batch_size, experiment.sequence_length(),
-                                   experiment.device());
+                                   experiment.device(), comm.world_size());  // units split evenly over the ranks
     GPT& model = training.model;
     experiment.initialize(model);
     comm.broadcast(model.parameters(), 0);
     training.master.copy_from(model);            // 1. fp32 master weights from rank 0's bf16 weights
-    stage02::UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
+    UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
     stage06::GradientBuckets buckets(model, comm, ddp);
     model.set_hooks(&buckets);
     experiment.log().info("06_ddp | " + buckets.describe());
@@ -46,14 +49,14 @@ int main(int argc, char** argv) {
       model.zero_gradients();
       model.backward();                          // 3. backward: bf16 gradients, all-reduced bucket by bucket
       buckets.wait_all();
-      const double communicated = static_cast<double>(comm.stats().total_logical_bytes());
+      const CommStats communicated = comm.stats();
       const double learning_rate = experiment.learning_rate(step);
-      const double gradient_norm =               // 4-6. fp32 gradients, fp32 update, copy into bf16
-          training.master.step(training.optimizer, model, learning_rate);
+      const double gradient_norm = gradient_norm_by_shards(model.gradients(), model.layout(), comm.world_size());
+      training.master.step_with_norm(training.optimizer, model, learning_rate, gradient_norm);  // 4-6. fp32 update
 
       const double step_seconds = stopwatch.seconds();
       auto extras = diagnostics.measure(loss, model.gradients());
-      extras.emplace_back("comm_bytes", communicated);
+      for (const auto& extra : comm_step_extras(communicated)) extras.push_back(extra);
       experiment.record_step(model, step, stage06::mean_over_ranks(comm, loss), learning_rate, gradient_norm,
                              step_seconds, extras);
     }

@@ -15,15 +15,10 @@ struct BlockWeights {
   Tensor ln2_weight, ln2_bias, fc_weight, fc_bias, mlp_proj_weight, mlp_proj_bias;
 };
 
-Tensor shaped_view(Tensor flat, const ParameterTensor& tensor) {
-  Tensor slice = flat.slice(tensor.offset, tensor.numel);
-  if (tensor.shape.size() == 1) return slice;
-  return slice.reshaped({tensor.shape[0], tensor.shape[1]});
-}
-
-BlockWeights block_weights(Tensor flat, const ParameterLayout& layout, int layer) {
+// The tensors of a block, cut from that unit's weights (or gradients): wherever the unit's storage lives.
+BlockWeights block_weights(Tensor unit_values, const ParameterLayout& layout, int layer) {
   const ParameterUnit& unit = layout.units()[1 + layer];
-  auto at = [&](int index) { return shaped_view(flat, layout.tensors()[unit.first_tensor + index]); };
+  auto at = [&](int index) { return unit_tensor_view(unit_values, unit, layout.tensors()[unit.first_tensor + index]); };
   return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
 }
 
@@ -40,20 +35,34 @@ AttentionKind attention_for(Device device) {
 
 }  // namespace
 
-GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple, Device device)
+GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple, Device device,
+         GPTStorage storage)
     : layout_(config, shard_multiple),
       dtype_(dtype),
       max_batch_size_(batch_size),
       max_sequence_length_(sequence_length),
-      parameter_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Parameters, device),
-      gradient_storage_(layout_.padded_size() * dtype_size(dtype), MemoryCategory::Gradients, device),
-      parameters_(view_of(parameter_storage_, dtype)),
-      gradients_(view_of(gradient_storage_, dtype)),
-      activations_(config, dtype, batch_size, sequence_length, attention_for(device), device) {}
-
-Tensor GPT::parameter(const std::string& name) const { return shaped_view(parameters_, layout_.tensor(name)); }
-
-Tensor GPT::gradient(const std::string& name) const { return shaped_view(gradients_, layout_.tensor(name)); }
+      device_(device),
+      storage_(storage),
+      activations_(config, dtype, batch_size, sequence_length, attention_for(device), device) {
+  const std::size_t flat_bytes = layout_.padded_size() * dtype_size(dtype);
+  if (storage.parameters == StorageOwner::Model) {
+    parameter_storage_ = Buffer(flat_bytes, MemoryCategory::Parameters, device);
+  }
+  if (storage.gradients == StorageOwner::Model) {
+    gradient_storage_ = Buffer(flat_bytes, MemoryCategory::Gradients, device);
+  }
+  unit_parameters_.resize(layout_.units().size());
+  unit_gradients_.resize(layout_.units().size());
+  for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+    const ParameterUnit& unit = layout_.units()[u];
+    if (storage.parameters == StorageOwner::Model) {
+      unit_parameters_[u] = view_of(parameter_storage_, dtype).slice(unit.offset, unit.size);
+    }
+    if (storage.gradients == StorageOwner::Model) {
+      unit_gradients_[u] = view_of(gradient_storage_, dtype).slice(unit.offset, unit.size);
+    }
+  }
+}
 
 void GPT::announce(void (UnitHooks::*call)(int), int unit) {
   if (hooks_ != nullptr) (hooks_->*call)(unit);
@@ -119,7 +128,7 @@ void GPT::run_forward(int batch_size, int sequence_length) {
   Tensor residual = a.embedded;
   for (int layer = 0; layer < config().layer_count; ++layer) {
     announce(&UnitHooks::before_forward, 1 + layer);
-    const BlockWeights w = block_weights(parameters_, layout_, layer);
+    const BlockWeights w = block_weights(unit_parameters(1 + layer), layout_, layer);
     BlockActivations& b = a.blocks[layer];
     ops::layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, w.ln1_weight, w.ln1_bias);
     ops::matmul_forward(b.qkv.reshaped({N, 3 * C}), b.ln1.reshaped({N, C}), w.qkv_weight, w.qkv_bias);
@@ -175,8 +184,8 @@ void GPT::backward(double loss_scale) {
   // input-gradient is accumulated straight into it, which is exactly the residual connection's backward.
   for (int layer = config().layer_count - 1; layer >= 0; --layer) {
     announce(&UnitHooks::before_backward, 1 + layer);
-    const BlockWeights w = block_weights(parameters_, layout_, layer);
-    const BlockWeights g = block_weights(gradients_, layout_, layer);
+    const BlockWeights w = block_weights(unit_parameters(1 + layer), layout_, layer);
+    const BlockWeights g = block_weights(unit_gradients(1 + layer), layout_, layer);
     BlockActivations& b = a.blocks[layer];
     Tensor block_input = layer == 0 ? a.embedded : a.blocks[layer - 1].residual_mlp;
 
@@ -212,8 +221,6 @@ void GPT::backward(double loss_scale) {
   ops::embedding_backward(gradient("wte"), gradient("wpe"), a.d_residual, a.tokens);
   announce(&UnitHooks::after_backward, 0);
 }
-
-void GPT::zero_gradients() { ops::set_zero(gradients_); }
 
 std::vector<float> GPT::logits_at(int row, int position) const {
   LADDER_CHECK(row >= 0 && row < batch_size_ && position >= 0 && position < sequence_length_, "logits position (", row,

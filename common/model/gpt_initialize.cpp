@@ -17,13 +17,18 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 }  // namespace
 
 void GPT::initialize(std::uint64_t seed) {
+  for (int unit = 0; unit < unit_count(); ++unit) initialize_unit(seed, unit);
+}
+
+void GPT::initialize_unit(std::uint64_t seed, int unit) {
   const GPTConfig& c = config();
   // GPT-2 scales the two projections that write into the residual stream by 1/sqrt(2L), so the stream's
   // variance stays bounded as blocks are stacked.
   const double residual_std = 0.02 / std::sqrt(2.0 * c.layer_count);
+  const ParameterUnit& owner = layout_.units().at(static_cast<std::size_t>(unit));
   std::vector<float> values;
-  for (std::size_t index = 0; index < layout_.tensors().size(); ++index) {
-    const ParameterTensor& tensor = layout_.tensors()[index];
+  for (int index = owner.first_tensor; index < owner.first_tensor + owner.tensor_count; ++index) {
+    const ParameterTensor& tensor = layout_.tensors()[static_cast<std::size_t>(index)];
     values.assign(static_cast<std::size_t>(tensor.numel), 0.0f);
     if (ends_with(tensor.name, "ln1.weight") || ends_with(tensor.name, "ln2.weight") || tensor.name == "lnf.weight") {
       values.assign(values.size(), 1.0f);
@@ -31,8 +36,9 @@ void GPT::initialize(std::uint64_t seed) {
       const double std = (ends_with(tensor.name, "attn.proj.weight") || ends_with(tensor.name, "mlp.proj.weight"))
                              ? residual_std
                              : 0.02;
-      // A stream per tensor: the values do not move when padding or the tensor order around them changes.
-      Random random(hash_combine(seed, index));
+      // A stream per tensor: the values do not move when padding, the tensor order around them, or the unit
+      // that is initialised first changes.
+      Random random(hash_combine(seed, static_cast<std::uint64_t>(index)));
       // Rows past the real vocabulary are never looked up or scored; they stay zero.
       const bool vocabulary_table = tensor.name == "wte" || tensor.name == "lm_head.weight";
       const std::int64_t rows = vocabulary_table ? c.vocab_size : tensor.shape[0];
@@ -40,7 +46,7 @@ void GPT::initialize(std::uint64_t seed) {
       for (std::int64_t i = 0; i < drawn; ++i) values[static_cast<std::size_t>(i)] = static_cast<float>(std * random.normal());
     }
     // Biases stay zero. Values are made in fp32 and rounded once into the model's dtype.
-    ops::convert_between_devices(parameters_.slice(tensor.offset, tensor.numel),
+    ops::convert_between_devices(parameter(tensor.name).reshaped({tensor.numel}),
                                  Tensor(values.data(), DType::F32, {tensor.numel}));
   }
 }

@@ -81,4 +81,12 @@ const ParameterTensor& ParameterLayout::tensor(const std::string& name) const {
   throw LadderError(make_message("the GPT has no parameter named '", name, "'"));
 }
 
+Tensor unit_tensor_view(Tensor unit_values, const ParameterUnit& unit, const ParameterTensor& tensor) {
+  LADDER_CHECK(unit_values.numel() == unit.size, "unit ", unit.name, " holds ", unit.size, " elements, got a view of ",
+               unit_values.numel());
+  Tensor slice = unit_values.slice(tensor.offset - unit.offset, tensor.numel);
+  if (tensor.shape.size() == 1) return slice;
+  return slice.reshaped({tensor.shape[0], tensor.shape[1]});
+}
+
 }  // namespace ladder

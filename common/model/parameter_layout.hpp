@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/model/gpt_config.hpp"
+#include "common/tensor.hpp"
 
 namespace ladder {
 
@@ -58,5 +59,8 @@ class ParameterLayout {
   std::int64_t padded_size_ = 0;
   std::int64_t parameter_count_ = 0;
 };
+
+/// `tensor` as a shaped view into `unit_values`, the storage of the unit that owns it (unit.size elements).
+Tensor unit_tensor_view(Tensor unit_values, const ParameterUnit& unit, const ParameterTensor& tensor);
 
 }  // namespace ladder

@@ -48,15 +48,15 @@ void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor target
   });
 }
 
-double sum_of_squares(Tensor values) {
+double sum_of_squares(Tensor values, double start) {
   const ArgumentChecks check(__func__);
   const Device device = check.same_device({{"values", values}});
   return run_on_device(device, values.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
     if constexpr (decltype(backend)::value == Device::CUDA) {
-      return cuda::sum_of_squares(values.as<S>(), values.numel());
+      return start + cuda::sum_of_squares(values.as<S>(), values.numel());
     } else {
-      return cpu::sum_of_squares(values.as<S>(), values.numel());
+      return cpu::sum_of_squares(values.as<S>(), values.numel(), start);
     }
   });
 }

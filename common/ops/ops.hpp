@@ -72,8 +72,9 @@ void softmax_cross_entropy_forward(Tensor losses, Tensor logits, Tensor targets,
 void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, std::int64_t vocab_size,
                                     double dloss);
 
-/// Sum of squares of all elements, accumulated in double (for the global gradient norm).
-double sum_of_squares(Tensor values);
+/// start + the sum of squares of all elements, accumulated in double (for the global gradient norm). On the CPU the
+/// squares are added one by one in element order after `start`, so a sum can be continued piece by piece.
+double sum_of_squares(Tensor values, double start = 0.0);
 /// values *= factor, elementwise (rounded once on store).
 void scale(Tensor values, double factor);
 /// destination += source, elementwise (equal element counts).

@@ -8,10 +8,15 @@
 namespace ladder {
 
 AdamW::AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype, Device device)
-    : layout_(layout),
-      config_(config),
-      first_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
-      second_moment_storage_(layout.padded_size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
+    : AdamW(ShardLayout(layout, 0, 1), config, state_dtype, device) {}
+
+AdamW::AdamW(const ShardLayout& shard, const AdamWConfig& config, DType state_dtype, Device device)
+    : config_(config),
+      spans_(shard.spans()),
+      size_(shard.size()),
+      layout_size_(shard.layout().padded_size()),
+      first_moment_storage_(shard.size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
+      second_moment_storage_(shard.size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
       first_moment_(view_of(first_moment_storage_, state_dtype)),
       second_moment_(view_of(second_moment_storage_, state_dtype)) {}
 
@@ -21,10 +26,21 @@ double clip_coefficient(double gradient_norm, double max_norm) {
 }
 
 double AdamW::step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale) {
-  LADDER_CHECK(parameters.numel() == layout_.padded_size() && gradients.numel() == layout_.padded_size(),
-               "AdamW expects parameters and gradients of ", layout_.padded_size(), " elements, got ", parameters.numel(),
-               " and ", gradients.numel());
+  LADDER_CHECK(size_ == layout_size_, "AdamW::step measures the norm of this rank's gradients alone; a shard's "
+                                      "optimizer needs the norm over all shards: call update() with it");
+  LADDER_CHECK(gradients.numel() == size_, "AdamW expects gradients of ", size_, " elements, got ", gradients.numel());
   const double norm = std::sqrt(ops::sum_of_squares(gradients)) * gradient_scale;
+  update(parameters, gradients, learning_rate, norm, gradient_scale);
+  return norm;
+}
+
+void AdamW::update(Tensor parameters, Tensor gradients, double learning_rate, double gradient_norm,
+                   double gradient_scale) {
+  LADDER_CHECK(parameters.numel() == size_ && (gradients.numel() == size_ || gradients.numel() == layout_size_),
+               "AdamW expects parameters of ", size_, " elements and gradients of ", size_, " (or ", layout_size_,
+               ", the whole layout), got ", parameters.numel(), " and ", gradients.numel());
+  // Whole-layout gradients are read at each span's place in the layout; shard-sized ones at its place in the shard.
+  const bool gradients_in_layout = gradients.numel() != size_;
   ++step_count_;
   ops::AdamWStep hyper;
   hyper.learning_rate = learning_rate;
@@ -32,14 +48,14 @@ double AdamW::step(Tensor parameters, Tensor gradients, double learning_rate, do
   hyper.beta2 = config_.beta2;
   hyper.epsilon = config_.epsilon;
   hyper.step = step_count_;
-  hyper.gradient_scale = gradient_scale * clip_coefficient(norm, config_.gradient_clip);
-  for (const ParameterTensor& tensor : layout_.tensors()) {
-    hyper.weight_decay = tensor.decays ? config_.weight_decay : 0.0;
-    ops::adamw_update(parameters.slice(tensor.offset, tensor.numel), gradients.slice(tensor.offset, tensor.numel),
-                      first_moment_.slice(tensor.offset, tensor.numel), second_moment_.slice(tensor.offset, tensor.numel),
-                      hyper);
+  hyper.gradient_scale = gradient_scale * clip_coefficient(gradient_norm, config_.gradient_clip);
+  for (const ShardSpan& span : spans_) {
+    hyper.weight_decay = span.decays ? config_.weight_decay : 0.0;
+    const std::int64_t gradient_offset = gradients_in_layout ? span.layout_offset : span.shard_offset;
+    ops::adamw_update(parameters.slice(span.shard_offset, span.size), gradients.slice(gradient_offset, span.size),
+                      first_moment_.slice(span.shard_offset, span.size),
+                      second_moment_.slice(span.shard_offset, span.size), hyper);
   }
-  return norm;
 }
 
 }  // namespace ladder

@@ -5,7 +5,10 @@
 #include <cstdint>
 
 #include "common/memory.hpp"
+#include <vector>
+
 #include "common/model/parameter_layout.hpp"
+#include "common/model/shard_layout.hpp"
 #include "common/tensor.hpp"
 
 namespace ladder {
@@ -19,17 +22,27 @@ struct AdamWConfig {
   double gradient_clip = 1.0;   ///< max global gradient norm; 0 disables clipping
 };
 
-/// Adam's two moments for every parameter of a layout, and the update. The moments' dtype is a choice of the
-/// stage: fp32 normally, fp16 in the naive stage 02. They are accounted as optimizer state.
+/// Adam's two moments for every parameter of a layout, or of one rank's shard of it, and the update. The moments'
+/// dtype is a choice of the stage: fp32 normally, fp16 in the naive stage 02. They are accounted as optimizer state.
 class AdamW {
  public:
   /// Allocates zeroed moments for `layout` in `state_dtype` on `device` (the device of the weights it updates).
   AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType state_dtype = DType::F32,
         Device device = Device::CPU);
-  /// One step: measures the global norm of gradients·gradient_scale, clips it to gradient_clip, and updates
-  /// every tensor of `parameters` (weight decay only where the layout says it decays). Returns the norm
-  /// before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.
+  /// Allocates zeroed moments for one rank's shard only (ZeRO): shard.size() elements instead of the layout's.
+  AdamW(const ShardLayout& shard, const AdamWConfig& config, DType state_dtype = DType::F32,
+        Device device = Device::CPU);
+  /// One step of the whole model: measures the global norm of gradients·gradient_scale, clips it to
+  /// gradient_clip, and updates every tensor of `parameters` (weight decay only where the layout says it decays).
+  /// Returns the norm before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.
   double step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale = 1.0);
+  /// The same update with the norm measured elsewhere (over all ranks' shards). `parameters` has size()
+  /// elements; `gradients` has size() elements (laid out like the parameters) or the layout's padded size (the
+  /// whole model's gradients, of which this optimizer reads its spans).
+  void update(Tensor parameters, Tensor gradients, double learning_rate, double gradient_norm,
+              double gradient_scale = 1.0);
+  /// Elements of parameters and moments it updates: the layout's padded size, or the shard's.
+  std::int64_t size() const { return size_; }
   /// Steps taken so far (bias correction uses it).
   std::int64_t step_count() const { return step_count_; }
   /// The first moments, in the parameters' layout.
@@ -40,8 +53,10 @@ class AdamW {
   const AdamWConfig& config() const { return config_; }
 
  private:
-  const ParameterLayout& layout_;
   AdamWConfig config_;
+  std::vector<ShardSpan> spans_;  // the real parameters it updates (padding stays zero)
+  std::int64_t size_ = 0;
+  std::int64_t layout_size_ = 0;  // the whole layout's padded size
   Buffer first_moment_storage_;
   Buffer second_moment_storage_;
   Tensor first_moment_;

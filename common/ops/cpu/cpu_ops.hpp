@@ -84,7 +84,7 @@ void convert(Destination* destination, const Source* source, std::int64_t count)
 
 /// Sum of squares accumulated in double.
 template <class S>
-double sum_of_squares(const S* values, std::int64_t count);
+double sum_of_squares(const S* values, std::int64_t count, double start);
 
 /// Per-row loss logsumexp(logits[:V]) - logits[target] over N rows of Vp (Vp >= V); 0 where target < 0.
 template <class S>
