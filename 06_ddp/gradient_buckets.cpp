@@ -13,6 +13,11 @@
 namespace ladder::stage06 {
 
 void DdpSettings::add_flags(CLI::App& app) {
+  add_bucket_flag(app);
+  add_reduction_flags(app);
+}
+
+void DdpSettings::add_bucket_flag(CLI::App& app) {
   auto* bucket = app.add_option_function<double>(
       "--bucket-mb",
       [this](double megabytes) {
@@ -20,14 +25,20 @@ void DdpSettings::add_flags(CLI::App& app) {
         bucket_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>(megabytes * 1024 * 1024));
       },
       "Gradient bucket size in MiB (a bucket never splits a unit; tiny values give one bucket per unit)");
-  bucket->default_str("25")->group("Data parallel");
+  // The default shown is the stage's own (stage 08 starts from a smaller bucket than DDP's 25 MiB).
+  std::ostringstream shown;
+  shown << static_cast<double>(bucket_bytes) / (1024.0 * 1024.0);
+  bucket->default_str(shown.str())->group("Data parallel");
+}
+
+void DdpSettings::add_reduction_flags(CLI::App& app) {
   app.add_option_function<std::string>(
          "--reduce-dtype",
          [this](const std::string& name) {
            LADDER_CHECK(name == "fp32" || name == "bf16", "--reduce-dtype ", name, ": expected fp32 or bf16");
            reduce_dtype = name == "fp32" ? DType::F32 : DType::BF16;
          },
-         "Type the gradient sum is computed in: fp32 (rounds once) or bf16 (in place, no buffers)")
+         "Type the gradient sum is computed in: fp32 (rounds once) or bf16 (half the bytes on the wire)")
       ->default_str("fp32")
       ->group("Data parallel");
   app.add_option("--debug-delay-ms", debug_delay_ms,
@@ -36,23 +47,34 @@ void DdpSettings::add_flags(CLI::App& app) {
       ->group("Data parallel");
 }
 
+std::vector<BucketSpan> plan_buckets(const ParameterLayout& layout, std::int64_t bucket_bytes,
+                                     std::int64_t element_bytes) {
+  const auto& units = layout.units();
+  std::vector<BucketSpan> buckets;
+  // Backward finishes the head first and the embeddings last, so buckets are filled in that order.
+  for (int unit = static_cast<int>(units.size()) - 1; unit >= 0; --unit) {
+    if (buckets.empty() || buckets.back().size * element_bytes >= bucket_bytes) buckets.emplace_back();
+    BucketSpan& bucket = buckets.back();
+    if (bucket.size == 0) bucket.last_unit = unit;
+    bucket.first_unit = unit;
+    bucket.offset = units[unit].offset;  // units are contiguous and visited downwards
+    bucket.size += units[unit].size;
+  }
+  return buckets;
+}
+
 GradientBuckets::GradientBuckets(GPT& model, Communicator& communicator, const DdpSettings& settings)
     : model_(model), communicator_(communicator), settings_(settings), bucket_of_unit_(model.unit_count(), -1) {
   LADDER_CHECK(settings.reduce_dtype == DType::F32 || settings.reduce_dtype == model.dtype(),
                "gradients in ", dtype_name(model.dtype()), " can be reduced in F32 or in their own type, not in ",
                dtype_name(settings.reduce_dtype));
   communicator.set_debug_delay(std::chrono::milliseconds(settings.debug_delay_ms));
-  const auto& units = model.layout().units();
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(settings.reduce_dtype));
-  // Backward finishes the head first and the embeddings last, so buckets are filled in that order.
-  for (int unit = model.unit_count() - 1; unit >= 0; --unit) {
-    if (buckets_.empty() || buckets_.back().size * element_bytes >= settings.bucket_bytes) buckets_.emplace_back();
-    Bucket& bucket = buckets_.back();
-    if (bucket.size == 0) bucket.last_unit = unit;
-    bucket.first_unit = unit;
-    bucket.offset = units[unit].offset;  // units are contiguous and visited downwards
-    bucket.size += units[unit].size;
-    bucket_of_unit_[unit] = bucket_count() - 1;
+  for (const BucketSpan& span : plan_buckets(model.layout(), settings.bucket_bytes, element_bytes)) {
+    Bucket bucket;
+    static_cast<BucketSpan&>(bucket) = span;
+    buckets_.push_back(std::move(bucket));
+    for (int unit = span.first_unit; unit <= span.last_unit; ++unit) bucket_of_unit_[unit] = bucket_count() - 1;
   }
   for (Bucket& bucket : buckets_) {
     bucket.units_pending = bucket.last_unit - bucket.first_unit + 1;

@@ -29,9 +29,28 @@ struct DdpSettings {
   DType reduce_dtype = DType::F32;
   /// Debugging: milliseconds to sleep before each collective and before the optimizer step (must not change results).
   int debug_delay_ms = 0;
-  /// Adds --bucket-mb, --reduce-dtype and --debug-delay-ms to a stage's command line.
+  /// Adds --bucket-mb, --reduce-dtype and --debug-delay-ms to a stage's command line, showing the current values
+  /// as the defaults.
   void add_flags(CLI::App& app);
+  /// Adds --bucket-mb alone.
+  void add_bucket_flag(CLI::App& app);
+  /// Adds --reduce-dtype and --debug-delay-ms (FSDP reduces unit by unit, so it has no bucket size).
+  void add_reduction_flags(CLI::App& app);
 };
+
+/// A run of whole, consecutive units whose gradients travel together in one collective.
+struct BucketSpan {
+  int first_unit = 0;        ///< lowest unit index in the bucket
+  int last_unit = 0;         ///< highest (backward reaches it first)
+  std::int64_t offset = 0;   ///< first element of the bucket in the flat layout
+  std::int64_t size = 0;     ///< elements, padding included
+};
+
+/// Groups units into buckets in backward order (head first): a new bucket starts once the current one holds
+/// `bucket_bytes` of `element_bytes`-sized elements. A bucket never splits a unit, so a tiny size gives one bucket
+/// per unit and a huge one a single bucket. Returned in the order backward completes them.
+std::vector<BucketSpan> plan_buckets(const ParameterLayout& layout, std::int64_t bucket_bytes,
+                                     std::int64_t element_bytes);
 
 /// Groups the model's units into buckets (in backward order: head first) and, hung on the model's
 /// after_backward hook, starts an asynchronous all-reduce (mean over ranks) of a bucket once all its units'
@@ -53,11 +72,7 @@ class GradientBuckets : public UnitHooks {
   std::string describe() const;
 
  private:
-  struct Bucket {
-    int first_unit = 0;          // lowest unit index in the bucket (units are contiguous)
-    int last_unit = 0;           // highest
-    std::int64_t offset = 0;     // first gradient element
-    std::int64_t size = 0;       // gradient elements
+  struct Bucket : BucketSpan {
     int units_pending = 0;       // units whose gradients are not complete yet this step
     Buffer storage;              // fp32 copy, when reducing in another dtype than the gradients'
     std::unique_ptr<PendingCollective> pending;

@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
 
       const double step_seconds = stopwatch.seconds();
       auto extras = diagnostics.measure(loss, model.gradients());
-      for (const auto& extra : comm_step_extras(communicated)) extras.push_back(extra);
+      for (const auto& extra : comm_console_extras(communicated)) extras.push_back(extra);
       experiment.record_step(model, step, stage06::mean_over_ranks(comm, loss), learning_rate, gradient_norm,
-                             step_seconds, extras);
+                             step_seconds, extras, comm_records(communicated));
     }
     experiment.log().info("06_ddp | " + diagnostics.summary());
     experiment.finish(model);

@@ -19,6 +19,8 @@ std::string category_name(MemoryCategory category) {
     case MemoryCategory::MasterWeights: return "master weights";
     case MemoryCategory::OptimizerState: return "optimizer state";
     case MemoryCategory::Activations: return "activations";
+    case MemoryCategory::GatheredParameters: return "gathered weights";
+    case MemoryCategory::GradientBuckets: return "gradient buckets";
     case MemoryCategory::CommBuffers: return "comm buffers";
     case MemoryCategory::Workspace: return "workspace";
   }

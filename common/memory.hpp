@@ -22,12 +22,14 @@ enum class MemoryCategory {
   MasterWeights,   ///< fp32 copy of reduced-precision weights
   OptimizerState,  ///< Adam first and second moments
   Activations,     ///< forward values kept for backward, and their gradients
+  GatheredParameters,  ///< whole units' weights gathered from their shards for a while (FSDP)
+  GradientBuckets,     ///< whole units' gradients while backward fills them, before they are sharded (ZeRO-2, FSDP)
   CommBuffers,     ///< buckets and staging buffers of collectives
   Workspace,       ///< scratch space of ops
 };
 
 /// Number of memory categories.
-inline constexpr int kMemoryCategoryCount = 7;
+inline constexpr int kMemoryCategoryCount = 9;
 
 /// Display name of a category ("parameters", "optimizer state", ...).
 std::string category_name(MemoryCategory category);

@@ -25,8 +25,8 @@ from report import markdown_table  # scripts/report.py: the same padded Markdown
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 # The accountant's categories, in its order (common/memory.hpp); the first four are the model's state.
-CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "activations", "comm buffers",
-              "workspace"]
+CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "activations", "gathered weights",
+              "gradient buckets", "comm buffers", "workspace"]
 MODEL_STATE = CATEGORIES[:4]
 STEP_LINE = re.compile(r"\| step\s+(\d+)/(\d+) \| loss (\S+)")
 LOG_TAIL_LINES = 8

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "common/data/data_source.hpp"
@@ -73,6 +74,9 @@ class GPT {
   void detach_unit_parameters(int unit);
   /// Takes unit `unit`'s gradient storage back.
   void detach_unit_gradients(int unit);
+  /// Calls `read` with unit `unit`'s weights between the unit's before_forward and after_forward hooks, so a stage
+  /// that keeps the weights sharded (FSDP) gathers them for the call, as for a forward pass. Every rank must call it.
+  void read_unit_weights(int unit, const std::function<void(Tensor)>& read);
   /// Who holds the weights and the gradients.
   const GPTStorage& storage() const { return storage_; }
   /// Logits of position (row, t) of the last forward, as fp32, real vocabulary only.

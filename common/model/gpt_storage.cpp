@@ -85,6 +85,13 @@ void GPT::detach_unit_gradients(int unit) {
   unit_gradients_[static_cast<std::size_t>(unit)] = Tensor();
 }
 
+void GPT::read_unit_weights(int unit, const std::function<void(Tensor)>& read) {
+  check_unit(unit);
+  announce(&UnitHooks::before_forward, unit);
+  read(unit_parameters(unit));
+  announce(&UnitHooks::after_forward, unit);
+}
+
 void GPT::zero_gradients() {
   if (storage_.gradients == StorageOwner::Model) {
     ops::set_zero(view_of(gradient_storage_, dtype_));

@@ -91,16 +91,25 @@ AdamWConfig Experiment::adamw_config() const {
 }
 
 void Experiment::initialize(GPT& model) const {
-  if (options_.init_from.empty()) {
-    model.initialize(options_.seed);
-  } else {
-    load_model_checkpoint(options_.init_from, model);
-    log_->info(options_.stage + " | weights loaded from " + options_.init_from);
+  initialize_by_unit(model, [](int) {}, [](int) {});
+}
+
+void Experiment::initialize_by_unit(GPT& model, const std::function<void(int)>& lend,
+                                    const std::function<void(int)>& keep) const {
+  std::unique_ptr<ModelCheckpointReader> checkpoint;
+  if (!options_.init_from.empty()) checkpoint = std::make_unique<ModelCheckpointReader>(options_.init_from, model.config());
+  for (int unit = 0; unit < model.unit_count(); ++unit) {
+    lend(unit);
+    if (checkpoint) checkpoint->read_unit(model, unit);
+    else model.initialize_unit(options_.seed, unit);
+    keep(unit);
   }
+  if (checkpoint) log_->info(options_.stage + " | weights loaded from " + options_.init_from);
 }
 
 void Experiment::record_step(GPT& model, std::int64_t step, double loss, double learning_rate, double gradient_norm,
-                             double step_seconds, std::vector<std::pair<std::string, double>> extras) {
+                             double step_seconds, std::vector<std::pair<std::string, double>> extras,
+                             std::vector<std::pair<std::string, double>> records) {
   StepMetrics metrics;
   metrics.step = step + 1;
   metrics.loss = loss;
@@ -109,6 +118,7 @@ void Experiment::record_step(GPT& model, std::int64_t step, double loss, double 
   metrics.tokens = std::int64_t{options_.batch_size} * world_ * sequence_length_;
   metrics.step_seconds = step_seconds;
   metrics.extras = std::move(extras);
+  metrics.records = std::move(records);
   log_->log_step(metrics);
   const std::int64_t done = step + 1;
   if (options_.eval_every > 0 && done % options_.eval_every == 0 && done < options_.steps) evaluate(model, done);
@@ -145,10 +155,12 @@ void Experiment::finish(GPT& model) {
       log_->info(options_.stage + " | sample [" + data_->decode(prompt) + "]" + data_->decode(continuation[0]));
     }
   }
-  if (!options_.checkpoint_out.empty() && rank_ == 0) {
+  if (!options_.checkpoint_out.empty()) {
+    // Every rank walks the units (a sharded stage gathers each one); rank 0 alone writes the file.
     save_model_checkpoint(options_.checkpoint_out, model,
                           {{"stage", options_.stage}, {"steps", std::to_string(options_.steps)},
-                           {"data", options_.data}, {"seed", std::to_string(options_.seed)}});
+                           {"data", options_.data}, {"seed", std::to_string(options_.seed)}},
+                          rank_ == 0);
     log_->info(options_.stage + " | checkpoint written to " + options_.checkpoint_out);
   }
   log_->log_summary();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -54,9 +55,15 @@ class Experiment {
 
   /// Initialises `model` from the seed, or loads --load's checkpoint into it.
   void initialize(GPT& model) const;
-  /// Records one finished step (0-based `step`) and evaluates when due. `extras` are stage-specific numbers.
+  /// The same, one unit at a time, for a model whose weights a stage keeps sharded (FSDP): `lend(unit)` must attach
+  /// storage for the unit's weights, which are then set from the seed or --load, and `keep(unit)` takes the stage's
+  /// share of them before the storage goes back. Units are done in order, so every rank makes the same calls.
+  void initialize_by_unit(GPT& model, const std::function<void(int)>& lend, const std::function<void(int)>& keep) const;
+  /// Records one finished step (0-based `step`) and evaluates when due. `extras` are stage-specific numbers for the
+  /// console line and the metrics file; `records` go to the metrics file only.
   void record_step(GPT& model, std::int64_t step, double loss, double learning_rate, double gradient_norm,
-                   double step_seconds, std::vector<std::pair<std::string, double>> extras = {});
+                   double step_seconds, std::vector<std::pair<std::string, double>> extras = {},
+                   std::vector<std::pair<std::string, double>> records = {});
   /// Final evaluation, sample answers, checkpoint (--save) and the memory table.
   void finish(GPT& model);
   /// The log, for stages that print more.

@@ -24,6 +24,32 @@ struct TensorToWrite {
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+/// Writes a safetensors file tensor by tensor, for data that never exists all at once (a sharded model gathered one
+/// unit at a time): the header first, from the tensors' names, types and shapes (their data pointers are not used),
+/// then each tensor's bytes in order, all into a temporary file beside `path` that commit() flushes and renames into
+/// place. Destroyed before commit() (an error on the way), it removes the temporary file: nothing half-written stays.
+class SafetensorsWriter {
+ public:
+  /// Checks the names, types and shapes and writes the header; throws LadderError naming the defect.
+  SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  /// Writes the next tensor's bytes (its whole size, from host memory).
+  void write_next(const void* data);
+  /// Flushes to disk and renames into place; throws if a tensor is missing or anything fails.
+  void commit();
+
+ private:
+  [[noreturn]] void fail(const std::string& what);
+  std::string path_;
+  std::string temporary_;
+  std::vector<TensorToWrite> tensors_;
+  std::size_t written_ = 0;  // tensors written so far
+  int descriptor_ = -1;
+};
+
 /// One tensor read from a file.
 struct StoredTensor {
   DType dtype = DType::F32;         ///< element type

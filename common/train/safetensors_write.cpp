@@ -23,7 +23,7 @@ using namespace safetensors_format;
 /// The JSON header, padded with spaces to a multiple of 8 bytes so the data section starts aligned
 /// (what the Python library writes, and what lets a reader map the tensors in place).
 std::string build_header(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+                         const std::map<std::string, std::string>& metadata, bool data_given) {
   // ordered_json keeps "__metadata__" first and the tensors in file order: the header reads like the layout.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;  // the Python library also omits an empty one
@@ -37,7 +37,7 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
     const auto bytes = tensor_byte_count(tensor.shape, tensor.dtype);
     LADDER_CHECK(bytes.has_value(), "writing '", path, "': tensor '", tensor.name, "' has invalid shape ",
                  shape_text(tensor.shape), " (dimensions must be >= 0 and the size must fit in 64 bits)");
-    LADDER_CHECK(*bytes == 0 || tensor.data != nullptr, "writing '", path, "': tensor '", tensor.name,
+    LADDER_CHECK(!data_given || *bytes == 0 || tensor.data != nullptr, "writing '", path, "': tensor '", tensor.name,
                  "' has no data pointer");
     header[tensor.name] = {{"dtype", dtype_name(tensor.dtype)},
                            {"shape", tensor.shape},
@@ -80,45 +80,73 @@ void sync_folder_of(const std::string& path) {
 
 }  // namespace
 
-void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(path), temporary_(path + ".tmp." + std::to_string(::getpid())), tensors_(tensors) {
   // Everything that can be checked is checked before a byte is written, so a bad call touches no file.
-  const std::string header = build_header(path, tensors, metadata);
-
+  const std::string header = build_header(path, tensors, metadata, /*data_given=*/false);
   // A crash or full disk mid-write must never leave a half checkpoint under the real name: write beside it,
   // then rename, which replaces the old file in one step on POSIX file systems.
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  const int descriptor = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LADDER_CHECK(descriptor >= 0, "cannot write checkpoint '", path, "': creating '", temporary, "' failed: ",
+  descriptor_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LADDER_CHECK(descriptor_ >= 0, "cannot write checkpoint '", path, "': creating '", temporary_, "' failed: ",
                std::strerror(errno));
-  auto fail = [&](const char* what) {
-    const int error = errno;
-    ::close(descriptor);
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': ", what, " failed: ", std::strerror(error)));
-  };
-
   unsigned char length_bytes[8];
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(std::uint64_t{header.size()} >> (8 * i));
-  if (!write_all(descriptor, length_bytes, sizeof length_bytes)) fail("writing the header length");
-  if (!write_all(descriptor, header.data(), header.size())) fail("writing the header");
-  for (const TensorToWrite& tensor : tensors) {
-    const std::uint64_t bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
-    if (!write_all(descriptor, tensor.data, bytes)) fail(("writing tensor '" + tensor.name + "'").c_str());
-  }
-  if (::fsync(descriptor) != 0) fail("flushing to disk (fsync)");
+  if (!write_all(descriptor_, length_bytes, sizeof length_bytes)) fail("writing the header length");
+  if (!write_all(descriptor_, header.data(), header.size())) fail("writing the header");
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (descriptor_ < 0) return;
+  ::close(descriptor_);
+  ::unlink(temporary_.c_str());
+}
+
+void SafetensorsWriter::fail(const std::string& what) {
+  const int error = errno;
+  if (descriptor_ >= 0) ::close(descriptor_);
+  descriptor_ = -1;
+  ::unlink(temporary_.c_str());
+  throw LadderError(make_message("cannot write checkpoint '", path_, "': ", what, " failed: ", std::strerror(error)));
+}
+
+void SafetensorsWriter::write_next(const void* data) {
+  LADDER_CHECK(descriptor_ >= 0, "writing checkpoint '", path_, "': the file is already closed");
+  LADDER_CHECK(written_ < tensors_.size(), "writing checkpoint '", path_, "': all ", tensors_.size(),
+               " tensors are written already");
+  const TensorToWrite& tensor = tensors_[written_];
+  const std::uint64_t bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
+  LADDER_CHECK(bytes == 0 || data != nullptr, "writing '", path_, "': tensor '", tensor.name, "' has no data");
+  if (!write_all(descriptor_, data, bytes)) fail("writing tensor '" + tensor.name + "'");
+  ++written_;
+}
+
+void SafetensorsWriter::commit() {
+  LADDER_CHECK(written_ == tensors_.size(), "writing checkpoint '", path_, "': only ", written_, " of ",
+               tensors_.size(), " tensors were written");
+  if (::fsync(descriptor_) != 0) fail("flushing to disk (fsync)");
+  const int descriptor = descriptor_;
+  descriptor_ = -1;
   if (::close(descriptor) != 0) {
     const int error = errno;
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': closing failed: ", std::strerror(error)));
+    ::unlink(temporary_.c_str());
+    throw LadderError(make_message("cannot write checkpoint '", path_, "': closing failed: ", std::strerror(error)));
   }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+  if (std::rename(temporary_.c_str(), path_.c_str()) != 0) {
     const int error = errno;
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': renaming '", temporary,
+    ::unlink(temporary_.c_str());
+    throw LadderError(make_message("cannot write checkpoint '", path_, "': renaming '", temporary_,
                                    "' into place failed: ", std::strerror(error)));
   }
-  sync_folder_of(path);
+  sync_folder_of(path_);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  build_header(path, tensors, metadata, /*data_given=*/true);  // every pointer checked before the file is created
+  SafetensorsWriter writer(path, tensors, metadata);
+  for (const TensorToWrite& tensor : tensors) writer.write_next(tensor.data);
+  writer.commit();
 }
 
 }  // namespace ladder

@@ -94,9 +94,11 @@ void TrainingLog::log_step(const StepMetrics& metrics) {
       {"step_seconds", metrics.step_seconds},
       {"tokens_per_second", metrics.step_seconds > 0 ? metrics.tokens / metrics.step_seconds : 0.0},
   };
-  for (const auto& [name, value] : metrics.extras) {
-    LADDER_CHECK(!object.contains(name), "step extra '", name, "' clashes with a field of the metrics line");
-    object[name] = value;
+  for (const auto* numbers : {&metrics.extras, &metrics.records}) {
+    for (const auto& [name, value] : *numbers) {
+      LADDER_CHECK(!object.contains(name), "step extra '", name, "' clashes with a field of the metrics line");
+      object[name] = value;
+    }
   }
   write_json_line(metrics_, object);
 

@@ -22,6 +22,7 @@ struct StepMetrics {
   std::int64_t tokens = 0;         ///< tokens processed by the step (all ranks)
   double step_seconds = 0;         ///< wall time of the step
   std::vector<std::pair<std::string, double>> extras;  ///< stage-specific numbers (loss scale, skipped steps)
+  std::vector<std::pair<std::string, double>> records;  ///< more of them for the metrics file only (bytes per collective)
 };
 
 /// What one held-out evaluation measured.

@@ -1,6 +1,8 @@
 #include "common/comm/mpi/mpi_communicator.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <functional>
 #include <vector>
 
@@ -106,12 +108,18 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::barrier() { check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
 
-void MpiCommunicator::abort(int code, const std::string& reason) {
-  std::fprintf(stderr, "rank %d of %d: %s\n", rank_, world_size_, reason.c_str());
+void abort_job(int rank, int world_size, int code, const std::string& reason) {
+  std::fprintf(stderr, "rank %d of %d: %s\n", rank, world_size, reason.c_str());
   std::fflush(stderr);
+  // The launcher forwards each rank's output through a pipe, and MPI_Abort has it kill the whole job: aborting at
+  // once can end the job before the launcher has read this message (seen with MPICH's Hydra on a loaded machine:
+  // one run in six lost it). Half a second lets the message out; the job is failing anyway.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest if it ever does
 }
+
+void MpiCommunicator::abort(int code, const std::string& reason) { abort_job(rank_, world_size_, code, reason); }
 
 namespace {
 

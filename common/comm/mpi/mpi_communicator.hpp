@@ -4,9 +4,15 @@
 
 #include <mpi.h>
 
+#include <string>
+
 #include "common/comm/communicator.hpp"
 
 namespace ladder {
+
+/// Prints "rank r of N: reason" to stderr, gives the launcher a moment to forward it, and ends every rank of the
+/// job with MPI_Abort(code).
+[[noreturn]] void abort_job(int rank, int world_size, int code, const std::string& reason);
 
 /// A communicator over MPI_COMM_WORLD (duplicated, so ladder's messages never mix with anyone else's).
 /// Non-blocking collectives (MPI_Iallreduce, MPI_Ireduce_scatter_block, MPI_Iallgather) give the asynchronous

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/comm/mpi/mpi_communicator.hpp"
 #include "common/error.hpp"
 
 // ncclAvg arrived in NCCL 2.10 and ncclGetLastError in 2.13.
@@ -232,11 +233,8 @@ void NcclCommunicator::release() {
 void NcclCommunicator::barrier() { bootstrap_.barrier(); }
 
 void NcclCommunicator::abort(int code, const std::string& reason) {
-  std::fprintf(stderr, "rank %d of %d: %s\n", rank(), world_size(), reason.c_str());
-  std::fflush(stderr);
   if (comm_ != nullptr) ncclCommAbort(comm_);
-  MPI_Abort(MPI_COMM_WORLD, code);
-  std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest if it ever does
+  abort_job(rank(), world_size(), code, reason);
 }
 
 void NcclCommunicator::wait_for_compute_stream() {

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Stages 06-09 side by side at N ranks on this machine: time, memory per rank (the accountant's and the
+operating system's), and bytes on the wire.
+
+Each run is a stage binary under `mpiexec -n N`, every rank wrapped in /usr/bin/time so that each rank's peak
+resident memory (what the operating system saw) can stand beside the peak the memory accountant reports. Two
+workloads, both with the same rows per rank at every N (so the global batch grows with N):
+  small      the CPU default model on addition, 16 rows of 10 tokens per rank
+  gpt2-124m  the GPT-2 124M shape (vocabulary 50257, padded 50304) on one row of 64 random GPT-2 token ids per
+             rank: the optimizer state dominates, so sharding shows in real megabytes
+On a machine with fewer cores than ranks the ranks share cores: step times then show the sharing as much as the
+technique. Compare rows of one run only.
+
+  python3 scripts/sharded_bench.py --build build --out runs/sharded
+  python3 scripts/sharded_bench.py --workloads small --ranks 1,2 --stages 07_zero1,09_fsdp
+Writes OUT/sharded_bench.md and OUT/sharded_bench.json.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# (label, stage binary, extra flags): 09 twice, to show what prefetching is worth.
+VARIANTS = [
+    ("06_ddp", "06_ddp", []),
+    ("07_zero1", "07_zero1", []),
+    ("08_zero2", "08_zero2", []),
+    ("09_fsdp", "09_fsdp", []),
+    ("09_fsdp (no prefetch)", "09_fsdp", ["--prefetch", "false"]),
+]
+CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "activations", "gathered weights",
+              "gradient buckets", "comm buffers", "workspace"]
+STATE = CATEGORIES[:4]
+MIB = 1024.0 * 1024.0
+
+
+def token_shard(path, count, seed=1337):
+    """An llm.c GPT-2 token shard of random ids: header (magic 20240520, version 1, count), then uint16 tokens."""
+    header = struct.pack("<256i", 20240520, 1, count, *([0] * 253))
+    rng = random.Random(seed)
+    tokens = struct.pack(f"<{count}H", *(rng.randrange(50257) for _ in range(count)))
+    Path(path).write_bytes(header + tokens)
+
+
+def workload_flags(name, folder):
+    if name == "small":
+        return ["--model", "small", "--batch-size", "16"], 20
+    if name == "gpt2-124m":
+        shard = os.path.join(folder, "gpt2_tokens.bin")
+        if not os.path.exists(shard):
+            token_shard(shard, 200_000)
+        return ["--model", "gpt2-124m", "--data", "tokens:" + shard, "--batch-size", "1", "--seq-len", "64",
+                "--eval-batches", "1"], 4
+    sys.exit(f"sharded_bench: unknown workload '{name}' (small, gpt2-124m)")
+
+
+def run(build, label, binary, extra, ranks, workload, folder):
+    stage = os.path.join(build, binary, binary)
+    if not os.access(stage, os.X_OK):
+        sys.exit(f"sharded_bench: {stage} not found: build first (bash scripts/setup.sh)")
+    flags, steps = workload_flags(workload, folder)
+    metrics = os.path.join(folder, f"{binary}_{ranks}.jsonl")
+    command = (["mpiexec", "-n", str(ranks), "/usr/bin/time", "-f", "ladder-rank-peak-rss-kib %M", stage]
+               + flags + ["--steps", str(steps), "--eval-every", "0", "--eval-problems", "0", "--samples", "0",
+                          "--log-every", "1000", "--metrics", metrics] + extra)
+    environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                       OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
+    print(f"sharded_bench: {workload} {label} at {ranks} rank{'s' if ranks > 1 else ''} ...", file=sys.stderr, flush=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        sys.exit(f"sharded_bench: {' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    rss = [int(kib) * 1024 for kib in re.findall(r"ladder-rank-peak-rss-kib (\d+)", result.stdout + result.stderr)]
+    records = [json.loads(line) for line in open(metrics)]
+    steps_records = [r for r in records if r["type"] == "step"][1:]  # the first step warms caches and allocators
+    memory = next(r for r in records if r["type"] == "memory")
+    seconds = sorted(r["step_seconds"] for r in steps_records)[len(steps_records) // 2]
+    parameters = memory["parameter_count"]
+    peaks = {name: memory["categories"][name]["peak"] for name in CATEGORIES}
+    last = steps_records[-1]
+    return {
+        "workload": workload, "stage": label, "ranks": ranks, "parameters": parameters,
+        "median_step_seconds": seconds, "tokens_per_second": last["tokens"] / seconds,
+        "peak_bytes": peaks, "state_bytes_per_parameter": sum(peaks[c] for c in STATE) / parameters,
+        "accountant_peak_total": memory["peak_total"], "os_peak_rss_per_rank": rss,
+        "comm_logical_bytes": last.get("comm_bytes", 0), "comm_ring_bytes": last.get("comm_ring_bytes", 0),
+        "ring_bytes": {key[len("ring_bytes_"):]: value for key, value in last.items() if key.startswith("ring_bytes_")},
+    }
+
+
+def markdown(rows):
+    lines = []
+    for workload in dict.fromkeys(row["workload"] for row in rows):
+        chosen = [row for row in rows if row["workload"] == workload]
+        lines += [f"### {workload} ({chosen[0]['parameters']:,} parameters)", "",
+                  "| stage | ranks | step | tokens/s | state B/param | " + " | ".join(CATEGORIES) +
+                  " | accountant peak | OS peak RSS (max rank) | OS - accountant | ring bytes/step |",
+                  "|---|---:|---:|---:|---:|" + "---:|" * len(CATEGORIES) + "---:|---:|---:|---:|"]
+        for row in chosen:
+            rss = max(row["os_peak_rss_per_rank"]) if row["os_peak_rss_per_rank"] else float("nan")
+            cells = [row["stage"], str(row["ranks"]), f"{row['median_step_seconds'] * 1e3:,.0f} ms",
+                     f"{row['tokens_per_second']:,.0f}", f"{row['state_bytes_per_parameter']:.2f}"]
+            cells += [f"{row['peak_bytes'][c] / MIB:,.1f}" for c in CATEGORIES]
+            cells += [f"{row['accountant_peak_total'] / MIB:,.1f} MiB", f"{rss / MIB:,.1f} MiB",
+                      f"{(rss - row['accountant_peak_total']) / MIB:,.1f} MiB", f"{row['comm_ring_bytes']:,.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "Per-category columns: each rank's peak in MiB, from the accountant of rank 0 (all ranks hold "
+                      "the same). OS peak RSS: the largest of the ranks' maximum resident set sizes (/usr/bin/time "
+                      "%M); the difference is what no category counts: the program, its libraries, MPI, the "
+                      "allocator.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--out", default="runs/sharded")
+    parser.add_argument("--ranks", default="1,2,4", help="comma-separated rank counts")
+    parser.add_argument("--workloads", default="small,gpt2-124m", help="small, gpt2-124m, or both")
+    parser.add_argument("--stages", default="", help="comma-separated stage labels (default: all five variants)")
+    args = parser.parse_args()
+    wanted = [s for s in args.stages.split(",") if s]
+    variants = [v for v in VARIANTS if not wanted or v[0] in wanted or v[1] in wanted]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for workload in args.workloads.split(","):
+            for label, binary, extra in variants:
+                for ranks in (int(n) for n in args.ranks.split(",")):
+                    rows.append(run(args.build, label, binary, extra, ranks, workload, folder))
+    (out / "sharded_bench.json").write_text(json.dumps(rows, indent=1))
+    text = markdown(rows)
+    (out / "sharded_bench.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
