@@ -6,8 +6,8 @@ Each run is a stage binary under `mpiexec -n N`, every rank wrapped in /usr/bin/
 resident memory (what the operating system saw) can stand beside the peak the memory accountant reports. Two
 workloads, both with the same rows per rank at every N (so the global batch grows with N):
   small      the CPU default model on addition, 16 rows of 10 tokens per rank
-  gpt2-124m  the GPT-2 124M shape (vocabulary 50257, padded 50304) on one row of 64 random GPT-2 token ids per
-             rank: the optimizer state dominates, so sharding shows in real megabytes
+  gpt2-124m  the GPT-2 124M shape (vocabulary 50257, padded 50304) on one row of 64 random token ids
+             (--data random:50257) per rank: the optimizer state dominates, so sharding shows in real megabytes
 On a machine with fewer cores than ranks the ranks share cores: step times then show the sharing as much as the
 technique. Compare rows of one run only.
 
@@ -18,9 +18,7 @@ Writes OUT/sharded_bench.md and OUT/sharded_bench.json.
 import argparse
 import json
 import os
-import random
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,22 +38,11 @@ STATE = CATEGORIES[:4]
 MIB = 1024.0 * 1024.0
 
 
-def token_shard(path, count, seed=1337):
-    """An llm.c GPT-2 token shard of random ids: header (magic 20240520, version 1, count), then uint16 tokens."""
-    header = struct.pack("<256i", 20240520, 1, count, *([0] * 253))
-    rng = random.Random(seed)
-    tokens = struct.pack(f"<{count}H", *(rng.randrange(50257) for _ in range(count)))
-    Path(path).write_bytes(header + tokens)
-
-
-def workload_flags(name, folder):
+def workload_flags(name):
     if name == "small":
         return ["--model", "small", "--batch-size", "16"], 20
     if name == "gpt2-124m":
-        shard = os.path.join(folder, "gpt2_tokens.bin")
-        if not os.path.exists(shard):
-            token_shard(shard, 200_000)
-        return ["--model", "gpt2-124m", "--data", "tokens:" + shard, "--batch-size", "1", "--seq-len", "64",
+        return ["--model", "gpt2-124m", "--data", "random:50257", "--batch-size", "1", "--seq-len", "64",
                 "--eval-batches", "1"], 4
     sys.exit(f"sharded_bench: unknown workload '{name}' (small, gpt2-124m)")
 
@@ -64,7 +51,7 @@ def run(build, label, binary, extra, ranks, workload, folder):
     stage = os.path.join(build, binary, binary)
     if not os.access(stage, os.X_OK):
         sys.exit(f"sharded_bench: {stage} not found: build first (bash scripts/setup.sh)")
-    flags, steps = workload_flags(workload, folder)
+    flags, steps = workload_flags(workload)
     metrics = os.path.join(folder, f"{binary}_{ranks}.jsonl")
     command = (["mpiexec", "-n", str(ranks), "/usr/bin/time", "-f", "ladder-rank-peak-rss-kib %M", stage]
                + flags + ["--steps", str(steps), "--eval-every", "0", "--eval-problems", "0", "--samples", "0",

@@ -4,6 +4,7 @@
 #include "common/data/arithmetic_task.hpp"
 #include "common/data/data_slice.hpp"
 #include "common/data/data_source.hpp"
+#include "common/data/random_tokens.hpp"
 #include "common/data/text_file.hpp"
 #include "common/data/token_shard.hpp"
 #include "common/error.hpp"
@@ -34,9 +35,12 @@ std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Data
   if (const std::string path = path_after(spec, "tokens:"); !path.empty()) {
     return std::make_unique<TokenShardSource>(path, slice);
   }
+  if (spec.starts_with("random:")) {
+    return std::make_unique<RandomTokenSource>(random_vocab_size(spec.substr(7)), slice, seed);
+  }
   throw LadderError(make_message("unknown data source '", spec,
                                  "'; expected one of: addition, subtraction, text:PATH (a UTF-8 file read as "
-                                 "bytes), tokens:PATH (an llm.c GPT-2 .bin shard)"));
+                                 "bytes), tokens:PATH (an llm.c GPT-2 .bin shard), random:V (random token ids)"));
 }
 
 }  // namespace ladder

@@ -1,6 +1,7 @@
 #include "common/data/token_shard.hpp"
 
 #include "common/data/file_bytes.hpp"
+#include "common/data/token_ids_text.hpp"
 #include "common/error.hpp"
 
 namespace ladder {
@@ -54,14 +55,7 @@ std::string TokenShardSource::describe() const {
 }
 
 std::string TokenShardSource::decode(const std::vector<std::int32_t>& tokens) const {
-  std::string text;
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    LADDER_CHECK(tokens[i] >= 0 && tokens[i] < kGpt2VocabSize, "token shard: token ", tokens[i], " at position ",
-                 i, " is outside the GPT-2 vocabulary [0, ", kGpt2VocabSize, ")");
-    if (i > 0) text += ' ';
-    text += make_message('<', tokens[i], '>');
-  }
-  return text;
+  return token_ids_text(tokens, kGpt2VocabSize, "token shard (GPT-2 vocabulary)");
 }
 
 std::vector<std::int32_t> TokenShardSource::encode(const std::string& text) const {
