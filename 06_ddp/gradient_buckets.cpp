@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
+#include "common/train/run_with_ranks.hpp"
 
 namespace ladder::stage06 {
 
@@ -32,6 +33,7 @@ void DdpSettings::add_bucket_flag(CLI::App& app) {
 }
 
 void DdpSettings::add_reduction_flags(CLI::App& app) {
+  add_communicator_flag(app);
   app.add_option_function<std::string>(
          "--reduce-dtype",
          [this](const std::string& name) {

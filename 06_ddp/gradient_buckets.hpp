@@ -34,7 +34,7 @@ struct DdpSettings {
   void add_flags(CLI::App& app);
   /// Adds --bucket-mb alone.
   void add_bucket_flag(CLI::App& app);
-  /// Adds --reduce-dtype and --debug-delay-ms (FSDP reduces unit by unit, so it has no bucket size).
+  /// Adds --reduce-dtype, --debug-delay-ms and --comm (FSDP reduces unit by unit, so it has no bucket size).
   void add_reduction_flags(CLI::App& app);
 };
 

@@ -22,7 +22,7 @@
 
 int main(int argc, char** argv) {
   using namespace ladder;
-  return run_with_ranks("06_ddp", [&](Communicator& comm) {
+  return run_with_ranks("06_ddp", argc, argv, [&](Communicator& comm) {
     stage06::DdpSettings ddp;
     Experiment experiment(parse_options(argc, argv, "06_ddp",
                                         "Stage 06: data parallel bf16 training; run with mpiexec -n N.",

@@ -23,7 +23,7 @@
 
 int main(int argc, char** argv) {
   using namespace ladder;
-  return run_with_ranks("07_zero1", [&](Communicator& comm) {
+  return run_with_ranks("07_zero1", argc, argv, [&](Communicator& comm) {
     stage06::DdpSettings settings;
     Experiment experiment(parse_options(argc, argv, "07_zero1",
                                         "Stage 07: ZeRO-1, optimizer state sharded over the ranks; run with "

@@ -22,7 +22,7 @@
 
 int main(int argc, char** argv) {
   using namespace ladder;
-  return run_with_ranks("08_zero2", [&](Communicator& comm) {
+  return run_with_ranks("08_zero2", argc, argv, [&](Communicator& comm) {
     stage06::DdpSettings settings;
     settings.bucket_bytes = stage08::kDefaultBucketBytes;
     Experiment experiment(parse_options(argc, argv, "08_zero2",

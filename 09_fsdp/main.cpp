@@ -22,7 +22,7 @@
 
 int main(int argc, char** argv) {
   using namespace ladder;
-  return run_with_ranks("09_fsdp", [&](Communicator& comm) {
+  return run_with_ranks("09_fsdp", argc, argv, [&](Communicator& comm) {
     stage09::FsdpSettings settings;
     Experiment experiment(parse_options(argc, argv, "09_fsdp",
                                         "Stage 09: fully sharded data parallel (ZeRO-3): weights, gradients and "

@@ -10,6 +10,9 @@ namespace ladder {
 /// Number of visible CUDA devices; 0 when none is present or this build has no CUDA.
 int cuda_device_count();
 
+/// cudaSetDevice: the GPU this process allocates on and launches to from now on.
+void cuda_select_device(int device);
+
 /// cudaMalloc + cudaMemset(0); throws LadderError naming `what` and the CUDA error on failure.
 void* cuda_allocate_zeroed(std::size_t bytes, const std::string& what);
 

@@ -6,6 +6,10 @@ namespace ladder {
 
 int cuda_device_count() { return 0; }
 
+void cuda_select_device(int device) {
+  throw LadderError(make_message("cannot select GPU ", device, ": this build of ladder has no CUDA"));
+}
+
 void* cuda_allocate_zeroed(std::size_t bytes, const std::string& what) {
   throw LadderError(make_message("cannot allocate ", bytes, " bytes of GPU memory for ", what,
                                  ": this build of ladder has no CUDA (configure with -DLADDER_CUDA=ON)"));

@@ -59,6 +59,10 @@ class Communicator {
   virtual int world_size() const = 0;
   /// "local", "mpi" or "nccl".
   virtual std::string backend() const = 0;
+  /// This rank's place among the ranks on its machine: a rank with a GPU uses GPU local_rank() % GPUs.
+  virtual int local_rank() const { return 0; }
+  /// Ranks on this machine.
+  virtual int local_size() const { return 1; }
 
   /// Starts an in-place all-reduce: every rank's `data` becomes the element-wise sum (or mean) over ranks.
   std::unique_ptr<PendingCollective> all_reduce_async(Tensor data, Reduction reduction);
@@ -116,12 +120,19 @@ class CompletedCollective : public PendingCollective {
   void wait() override {}
 };
 
-/// The communicator for this process: "local" (world 1), "mpi", "nccl", or "auto" (MPI when launched by
-/// mpiexec with more than one rank and MPI is built in, else local). Throws LadderError for a backend this
-/// build lacks, naming it and what the build has.
-std::unique_ptr<Communicator> make_communicator(const std::string& backend);
+/// The communicator for this process: "local" (world 1), "mpi", "nccl", or "auto", which chooses as PyTorch users
+/// expect: alone, local; several ranks on the CPU (`device` "cpu", or no GPU visible), MPI; several ranks with a
+/// GPU each (no more ranks on this machine than GPUs visible, NCCL built in), NCCL; several ranks sharing GPUs,
+/// MPI, which stages GPU buffers through host memory. `why`, when given, receives one line saying what was chosen
+/// and why. Throws LadderError for an unknown name or a backend this build lacks, naming it and what the build has.
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const std::string& device = "auto",
+                                                std::string* why = nullptr);
 
-/// True when this process was started by an MPI launcher (mpiexec/mpirun) with more than one rank.
+/// True when this process was started by an MPI launcher (mpiexec/mpirun, srun) with more than one rank.
 bool launched_with_several_ranks();
+
+/// Ranks the launcher started on this machine, from its environment (Open MPI, MPICH's Hydra, PMIx, Slurm); the
+/// whole world size when it does not say.
+int launcher_local_size();
 
 }  // namespace ladder

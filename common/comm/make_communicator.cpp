@@ -3,6 +3,7 @@
 
 #include "common/comm/communicator.hpp"
 #include "common/comm/local_communicator.hpp"
+#include "common/cuda_runtime.hpp"
 #include "common/error.hpp"
 #ifdef LADDER_WITH_MPI
 #include "common/comm/mpi/mpi_communicator.hpp"
@@ -15,9 +16,9 @@ namespace ladder {
 
 namespace {
 
-// The launchers announce the world size in their own variables: MPICH's Hydra (PMI), Open MPI, and PMIx.
+// The launchers announce the world size in their own variables: MPICH's Hydra (PMI), Open MPI, PMIx and Slurm.
 int launcher_world_size() {
-  for (const char* variable : {"PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"}) {
+  for (const char* variable : {"PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS", "MPI_LOCALNRANKS"}) {
     if (const char* value = std::getenv(variable)) return std::atoi(value);
   }
   return 1;
@@ -54,21 +55,65 @@ std::unique_ptr<Communicator> make_nccl() {
 #endif
 }
 
+#ifdef LADDER_WITH_NCCL
+constexpr bool kNcclBuilt = true;
+#else
+constexpr bool kNcclBuilt = false;
+#endif
+
 }  // namespace
 
 bool launched_with_several_ranks() { return launcher_world_size() > 1; }
 
-std::unique_ptr<Communicator> make_communicator(const std::string& backend) {
+int launcher_local_size() {
+  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"}) {
+    if (const char* value = std::getenv(variable)) return std::atoi(value);
+  }
+  return launcher_world_size();  // unknown: as if every rank were here, which never lets two ranks share a GPU
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const std::string& device,
+                                                std::string* why) {
+  auto say = [&](const std::string& reason) {
+    if (why != nullptr) *why = reason;
+  };
   if (backend == "local") {
+    say("local: chosen by --comm");
     LADDER_CHECK(!launched_with_several_ranks(), "--comm local, but the launcher started ", launcher_world_size(),
                  " ranks: each would train alone (use --comm mpi or auto)");
     return std::make_unique<LocalCommunicator>();
   }
-  if (backend == "mpi") return make_mpi();
-  if (backend == "nccl") return make_nccl();
+  if (backend == "mpi") {
+    say("mpi: chosen by --comm");
+    return make_mpi();
+  }
+  if (backend == "nccl") {
+    say("nccl: chosen by --comm");
+    return make_nccl();
+  }
   if (backend == "auto") {
-    if (launched_with_several_ranks()) return make_mpi();
-    return std::make_unique<LocalCommunicator>();
+    if (!launched_with_several_ranks()) {
+      say("local: one rank");
+      return std::make_unique<LocalCommunicator>();
+    }
+    const int gpus = cuda_device_count();
+    const int here = launcher_local_size();
+    if (device == "cpu" || gpus == 0) {
+      say(make_message("mpi: ", launcher_world_size(), " ranks on the CPU"));
+      return make_mpi();
+    }
+    if (here > gpus) {
+      say(make_message("mpi: ", here, " ranks share ", gpus, " GPU(s) on this machine, so collectives are staged "
+                       "through host memory (NCCL needs a GPU per rank)"));
+      return make_mpi();
+    }
+    if (!kNcclBuilt) {
+      say(make_message("mpi: a GPU per rank, but this build has no NCCL, so collectives are staged through host "
+                       "memory"));
+      return make_mpi();
+    }
+    say(make_message("nccl: ", here, " rank(s) on this machine, ", gpus, " GPU(s): one GPU per rank"));
+    return make_nccl();
   }
   throw LadderError(make_message("unknown communicator '", backend, "': expected auto, local, mpi or nccl"));
 }

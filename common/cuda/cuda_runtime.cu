@@ -18,6 +18,11 @@ int cuda_device_count() {
   return count;
 }
 
+void cuda_select_device(int device) {
+  const cudaError_t status = cudaSetDevice(device);
+  LADDER_CHECK(status == cudaSuccess, "cudaSetDevice(", device, ") failed: ", cudaGetErrorString(status));
+}
+
 void* cuda_allocate_zeroed(std::size_t bytes, const std::string& what) {
   void* pointer = nullptr;
   cudaError_t status = cudaMalloc(&pointer, bytes);

@@ -1,18 +1,49 @@
 #include "common/train/run_with_ranks.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <iostream>
 #include <memory>
 
+#include "common/cuda_runtime.hpp"
 #include "common/error.hpp"
 #include "common/train/options.hpp"
 #include "common/train/run_main.hpp"
 
 namespace ladder {
 
-int run_with_ranks(const std::string& stage, const std::function<void(Communicator&)>& body) {
+std::string flag_value(int argc, char** argv, const std::string& flag, const std::string& fallback) {
+  std::string value = fallback;
+  for (int i = 1; i < argc; ++i) {
+    const std::string argument = argv[i];
+    if (argument == flag && i + 1 < argc) value = argv[++i];
+    else if (argument.starts_with(flag + "=")) value = argument.substr(flag.size() + 1);
+  }
+  return value;
+}
+
+void add_communicator_flag(CLI::App& app) {
+  // The value was already read from argv by run_with_ranks; this registers it for --help and its check.
+  app.add_option("--comm", "Collectives: auto (NCCL with a GPU per rank, else MPI; local alone), local, mpi, nccl")
+      ->check(CLI::IsMember({"auto", "local", "mpi", "nccl"}))
+      ->default_str("auto")
+      ->group("Data parallel");
+}
+
+int run_with_ranks(const std::string& stage, int argc, char** argv, const std::function<void(Communicator&)>& body) {
   std::unique_ptr<Communicator> communicator;
   const int exit_code = run_main(stage, [&] {
-    communicator = make_communicator("auto");
+    const std::string device = flag_value(argc, argv, "--device", "auto");
+    std::string why;
+    communicator = make_communicator(flag_value(argc, argv, "--comm", "auto"), device, &why);
+    // NCCL chose its GPU when it started; over MPI (or alone) each rank takes the one its place on the node gives.
+    const int gpus = cuda_device_count();
+    if (communicator->backend() != "nccl" && device != "cpu" && gpus > 0) {
+      cuda_select_device(communicator->local_rank() % gpus);
+    }
+    bool asks_for_help = false;
+    for (int i = 1; i < argc; ++i) asks_for_help = asks_for_help || std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h";
+    if (communicator->rank() == 0 && !asks_for_help) std::cout << stage << " | communicator " << why << '\n';
     try {
       body(*communicator);
     } catch (const EarlyExit&) {

@@ -148,28 +148,22 @@ TEST_F(NcclCollectives, StatsCountLogicalAndRingBytes) {
   collective_checks::check_stats_count_logical_and_ring_bytes<DeviceValues>(world());
 }
 
-TEST_F(NcclCollectives, CpuTensorsAreRefusedNamingTheCollective) {
+TEST_F(NcclCollectives, HostTensorsAreStagedThroughTheGpuAndMixedOnesRefused) {
   const int N = world().world_size();
-  Values host(DType::F32, 4 * N), host_shard(DType::F32, 4);
-  DeviceValues device(DType::F32, 4 * N), device_shard(DType::F32, 4);
-  const std::string all_reduce = error_message_of([&] { world().all_reduce(host.tensor(), Reduction::Sum); });
-  EXPECT_NE(all_reduce.find("all-reduce"), std::string::npos) << all_reduce;
-  EXPECT_NE(all_reduce.find("CPU memory"), std::string::npos) << all_reduce;
-  // Mixed devices are stopped before the backend; a CPU pair reaches it and is refused there.
+  Values host(DType::F64, 4 * N), host_shard(DType::F64, 4);
+  DeviceValues device(DType::F64, 4 * N);
+  for (std::int64_t i = 0; i < 4 * N; ++i) host.set(i, collective_checks::value_of(world().rank(), i));
+  world().all_reduce(host.tensor(), Reduction::Sum);
+  for (std::int64_t i = 0; i < 4 * N; ++i) {
+    double expected = 0;
+    for (int rank = 0; rank < N; ++rank) expected += collective_checks::value_of(rank, i);
+    ASSERT_EQ(host.get(i), expected) << "element " << i;
+  }
+  for (std::int64_t i = 0; i < 4; ++i) host_shard.set(i, 10.0 * world().rank() + i);
+  world().all_gather(host.tensor(), host_shard.tensor());
+  for (std::int64_t i = 0; i < 4 * N; ++i) ASSERT_EQ(host.get(i), 10.0 * (i / 4) + i % 4) << "element " << i;
+  // Mixed devices are stopped before the backend.
   EXPECT_THROW(world().reduce_scatter(host_shard.tensor(), device.tensor(), Reduction::Sum), LadderError);
-  const std::string reduce_scatter =
-      error_message_of([&] { world().reduce_scatter(host_shard.tensor(), host.tensor(), Reduction::Sum); });
-  EXPECT_NE(reduce_scatter.find("reduce-scatter"), std::string::npos) << reduce_scatter;
-  const std::string all_gather = error_message_of([&] { world().all_gather(host.tensor(), host_shard.tensor()); });
-  EXPECT_NE(all_gather.find("all-gather"), std::string::npos) << all_gather;
-  const std::string broadcast = error_message_of([&] { world().broadcast(host.tensor(), 0); });
-  EXPECT_NE(broadcast.find("broadcast"), std::string::npos) << broadcast;
-  // Nothing was started, so the communicator still works.
-  device_shard.set(0, 1.0);
-  device_shard.upload();
-  world().all_reduce(device_shard.tensor(), Reduction::Sum);
-  device_shard.download();
-  EXPECT_EQ(device_shard.get(0), N);
 }
 
 // Where GPUs are short, the communicator must say so on every rank rather than let NCCL fail or hang.

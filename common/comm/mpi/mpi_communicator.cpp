@@ -88,6 +88,12 @@ MpiCommunicator::MpiCommunicator() {
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_size_);
+  // The ranks that share this node's memory: their number orders the node's GPUs among them.
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &local_size_);
+  MPI_Comm_free(&node);
   check_mpi(MPI_Type_contiguous(2, MPI_BYTE, &two_bytes_), "MPI_Type_contiguous");
   check_mpi(MPI_Type_commit(&two_bytes_), "MPI_Type_commit");
   check_mpi(MPI_Op_create(&sum_16bit<Half>, 1, &half_sum_), "MPI_Op_create");

@@ -33,6 +33,10 @@ class MpiCommunicator : public Communicator {
   int world_size() const override { return world_size_; }
   /// "mpi".
   std::string backend() const override { return "mpi"; }
+  /// Rank among those sharing this node's memory (MPI_Comm_split_type).
+  int local_rank() const override { return local_rank_; }
+  /// Ranks on this node.
+  int local_size() const override { return local_size_; }
   /// MPI_Barrier.
   void barrier() override;
   /// Prints "rank r of N: reason" and calls MPI_Abort, which ends every rank.
@@ -52,6 +56,8 @@ class MpiCommunicator : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int world_size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
   bool finalize_on_exit_ = false;
   MPI_Datatype two_bytes_ = MPI_DATATYPE_NULL;
   MPI_Op half_sum_ = MPI_OP_NULL;

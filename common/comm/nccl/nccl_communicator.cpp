@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/comm/local_communicator.hpp"
 #include "common/comm/mpi/mpi_communicator.hpp"
 #include "common/error.hpp"
 
@@ -254,7 +255,35 @@ std::unique_ptr<PendingCollective> NcclCommunicator::finish_launch() {
   return std::make_unique<NcclPending>(done, compute_stream_, comm_);
 }
 
+// Host tensors (a loss, the norm's per-rank sums, a test's values) go through GPU memory: copied up, reduced or
+// gathered by NCCL, waited for, copied back. Small by nature; the large buffers of a step live on the GPU already.
+class HostStaging {
+ public:
+  explicit HostStaging(Tensor host) : host_(host) {
+    if (host.device() != Device::CPU) return;
+    storage_ = Buffer(static_cast<std::size_t>(host.bytes()), MemoryCategory::CommBuffers, Device::CUDA);
+    device_ = view_of(storage_, host.dtype());
+    copy_tensor(device_, host);
+  }
+  bool staged() const { return storage_.data() != nullptr; }
+  Tensor tensor() const { return staged() ? device_ : host_; }
+  void copy_back() const {
+    if (staged()) copy_tensor(host_, device_);
+  }
+
+ private:
+  Tensor host_;
+  Buffer storage_;
+  Tensor device_;
+};
+
 std::unique_ptr<PendingCollective> NcclCommunicator::start_all_reduce(Tensor data, Reduction reduction) {
+  if (data.device() == Device::CPU) {
+    const HostStaging staged(data);
+    start_all_reduce(staged.tensor(), reduction)->wait();
+    staged.copy_back();
+    return std::make_unique<CompletedCollective>();
+  }
   require_gpu(data, "all-reduce");
   const ncclRedOp_t operation = nccl_operation_of(reduction, data.dtype(), "all-reduce");
   wait_for_compute_stream();
@@ -266,6 +295,12 @@ std::unique_ptr<PendingCollective> NcclCommunicator::start_all_reduce(Tensor dat
 
 std::unique_ptr<PendingCollective> NcclCommunicator::start_reduce_scatter(Tensor output, Tensor input,
                                                                           Reduction reduction) {
+  if (input.device() == Device::CPU && output.device() == Device::CPU) {
+    const HostStaging staged_input(input), staged_output(output);
+    start_reduce_scatter(staged_output.tensor(), staged_input.tensor(), reduction)->wait();
+    staged_output.copy_back();
+    return std::make_unique<CompletedCollective>();
+  }
   require_gpu(input, "reduce-scatter");
   require_gpu(output, "reduce-scatter");
   const ncclRedOp_t operation = nccl_operation_of(reduction, input.dtype(), "reduce-scatter");
@@ -278,6 +313,12 @@ std::unique_ptr<PendingCollective> NcclCommunicator::start_reduce_scatter(Tensor
 }
 
 std::unique_ptr<PendingCollective> NcclCommunicator::start_all_gather(Tensor output, Tensor input) {
+  if (input.device() == Device::CPU && output.device() == Device::CPU) {
+    const HostStaging staged_input(input), staged_output(output);
+    start_all_gather(staged_output.tensor(), staged_input.tensor())->wait();
+    staged_output.copy_back();
+    return std::make_unique<CompletedCollective>();
+  }
   require_gpu(input, "all-gather");
   require_gpu(output, "all-gather");
   wait_for_compute_stream();
@@ -289,6 +330,12 @@ std::unique_ptr<PendingCollective> NcclCommunicator::start_all_gather(Tensor out
 }
 
 void NcclCommunicator::run_broadcast(Tensor data, int root) {
+  if (data.device() == Device::CPU) {
+    const HostStaging staged(data);
+    run_broadcast(staged.tensor(), root);
+    staged.copy_back();
+    return;
+  }
   require_gpu(data, "broadcast");
   wait_for_compute_stream();
   check_nccl(ncclBroadcast(data.data(), data.data(), static_cast<std::size_t>(data.numel()), nccl_type_of(data.dtype()),

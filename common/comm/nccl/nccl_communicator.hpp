@@ -12,7 +12,8 @@
 
 namespace ladder {
 
-/// A communicator over NCCL: GPU tensors only, each rank on a GPU of its own.
+/// A communicator over NCCL, each rank on a GPU of its own. Its collectives move GPU memory; a collective of host
+/// tensors (a loss, the gradient norm's per-rank sums) is staged through a GPU buffer and waited for.
 ///
 /// MPI starts it: the ranks find their place on the node (MPI_Comm_split_type), rank 0 makes NCCL's unique id
 /// and broadcasts it, and every rank joins with ncclCommInitRank. NCCL refuses two ranks on one GPU, so a node
@@ -44,6 +45,10 @@ class NcclCommunicator : public Communicator {
   int world_size() const override { return bootstrap_.world_size(); }
   /// "nccl".
   std::string backend() const override { return "nccl"; }
+  /// Rank on this node.
+  int local_rank() const override { return bootstrap_.local_rank(); }
+  /// Ranks on this node.
+  int local_size() const override { return bootstrap_.local_size(); }
   /// The CUDA device this rank uses.
   int device() const { return device_; }
   /// MPI_Barrier over the host processes (collectives already enqueued may still be running on the GPU).
