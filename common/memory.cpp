@@ -1,6 +1,9 @@
 #include "common/memory.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +31,7 @@ std::string category_name(MemoryCategory category) {
 }
 
 namespace {
-int device_index(Device device) { return device == Device::CPU ? 0 : 1; }
+int device_index(Device device) { return static_cast<int>(device); }
 int category_index(MemoryCategory category) { return static_cast<int>(category); }
 
 std::string format_bytes(std::int64_t bytes) {
@@ -65,7 +68,7 @@ std::int64_t MemoryAccountant::current_total(Device device) const { return curre
 std::int64_t MemoryAccountant::peak_total(Device device) const { return peak_total_[device_index(device)]; }
 
 void MemoryAccountant::reset_peaks() {
-  for (int d = 0; d < 2; ++d) {
+  for (int d = 0; d < kDeviceCount; ++d) {
     for (CategoryUsage& slot : usage_[d]) slot.peak = slot.current;
     peak_total_[d] = current_total_[d];
   }
@@ -109,6 +112,11 @@ Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device)
     data_ = std::aligned_alloc(64, rounded);
     LADDER_CHECK(data_ != nullptr, "out of host memory allocating ", bytes, " bytes for ", category_name(category));
     std::memset(data_, 0, bytes);
+  } else if (device == Device::Meta) {
+    // Addresses that views can be cut from, but no memory behind them: reading one would fault at once.
+    data_ = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    LADDER_CHECK(data_ != MAP_FAILED, "cannot reserve ", bytes, " bytes of address space for a meta ",
+                 category_name(category), " buffer: ", std::strerror(errno));
   } else {
     data_ = cuda_allocate_zeroed(bytes, category_name(category));
   }
@@ -139,13 +147,21 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 void Buffer::release() {
   if (data_ == nullptr) return;
   if (device_ == Device::CPU) std::free(data_);
+  else if (device_ == Device::Meta) ::munmap(data_, bytes_);
   else cuda_free(data_);
   memory_accountant().on_free(device_, category_, static_cast<std::int64_t>(bytes_));
   data_ = nullptr;
   bytes_ = 0;
 }
 
-const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  switch (device) {
+    case Device::CPU: return "cpu";
+    case Device::CUDA: return "cuda";
+    case Device::Meta: return "meta";
+  }
+  return "unknown";
+}
 
 bool cuda_device_available() { return cuda_device_count() > 0; }
 

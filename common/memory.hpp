@@ -9,10 +9,15 @@
 
 namespace ladder {
 
-/// Where an allocation lives.
-enum class Device { CPU, CUDA };
+/// Where an allocation lives. Meta is a plan: its buffers are accounted but hold no memory (an address range that
+/// is reserved and never touched), and ops on it do no arithmetic, so one process can show what any model would
+/// hold (--device meta).
+enum class Device { CPU, CUDA, Meta };
 
-/// "cpu" or "cuda", as the --device flag spells it.
+/// Number of devices the accountant keeps apart.
+inline constexpr int kDeviceCount = 3;
+
+/// "cpu", "cuda" or "meta", as the --device flag spells it.
 const char* device_name(Device device);
 
 /// What an allocation is for; the categories of the memory table.
@@ -59,9 +64,9 @@ class MemoryAccountant {
   std::string format_table(Device device, std::int64_t parameter_count = 0) const;
 
  private:
-  std::array<std::array<CategoryUsage, kMemoryCategoryCount>, 2> usage_{};
-  std::array<std::int64_t, 2> current_total_{};
-  std::array<std::int64_t, 2> peak_total_{};
+  std::array<std::array<CategoryUsage, kMemoryCategoryCount>, kDeviceCount> usage_{};
+  std::array<std::int64_t, kDeviceCount> current_total_{};
+  std::array<std::int64_t, kDeviceCount> peak_total_{};
 };
 
 /// The process-wide accountant.
@@ -71,7 +76,7 @@ MemoryAccountant& memory_accountant();
 class Buffer {
  public:
   Buffer() = default;
-  /// Allocates `bytes` on `device`, tagged with `category`, filled with zeros.
+  /// Allocates `bytes` on `device`, tagged with `category`, filled with zeros (on meta: reserved, never touched).
   Buffer(std::size_t bytes, MemoryCategory category, Device device = Device::CPU);
   ~Buffer();
   /// Takes over another buffer's block (and its accounting); `other` becomes empty.

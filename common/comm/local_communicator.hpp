@@ -32,7 +32,5 @@ class LocalCommunicator : public Communicator {
   void run_broadcast(Tensor data, int root) override;
 };
 
-/// Copies `source` into `destination` (equal bytes), host or GPU memory on either side.
-void copy_tensor(Tensor destination, Tensor source);
 
 }  // namespace ladder

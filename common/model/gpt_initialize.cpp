@@ -21,6 +21,7 @@ void GPT::initialize(std::uint64_t seed) {
 }
 
 void GPT::initialize_unit(std::uint64_t seed, int unit) {
+  if (device() == Device::Meta) return;  // a plan holds no values: drawing billions of them would be wasted time
   const GPTConfig& c = config();
   // GPT-2 scales the two projections that write into the residual stream by 1/sqrt(2L), so the stream's
   // variance stays bounded as blocks are stacked.

@@ -45,9 +45,20 @@ decltype(auto) visit_cuda_dtype(DType dtype, const char* op, Function&& function
                                  " is not a floating-point storage type (expected F32, F16 or BF16 on the GPU)"));
 }
 
-/// Runs `call(element, DeviceTag)` for `dtype` on `device`.
+/// Runs `call(element, DeviceTag)` for `dtype` on `device`. On the meta device nothing runs (the checks before it
+/// have run): an op that returns a value returns zero.
 template <class Call>
 decltype(auto) run_on_device(Device device, DType dtype, const char* op, Call&& call) {
+  if (device == Device::Meta) {
+    using Result = decltype(cpu::visit_float_dtype(dtype, op, [&](auto element) {
+      return call(element, DeviceTag<Device::CPU>{});
+    }));
+    if constexpr (std::is_void_v<Result>) {
+      return;
+    } else {
+      return Result{};
+    }
+  }
   if (device == Device::CUDA) {
     if constexpr (kCudaBuild) {
       return visit_cuda_dtype(dtype, op, [&](auto element) { return call(element, DeviceTag<Device::CUDA>{}); });

@@ -107,7 +107,7 @@ void convert(Tensor destination, Tensor source) {
 }
 
 void set_zero(Tensor values) {
-  if (values.bytes() == 0) return;
+  if (values.bytes() == 0 || values.device() == Device::Meta) return;
   if (values.device() == Device::CUDA) {
     cuda_zero(values.data(), static_cast<std::size_t>(values.bytes()));
   } else {
@@ -120,6 +120,12 @@ void copy(Tensor destination, Tensor source) {
   check.dtype(destination.dtype(), {{"source", source}});
   check.element_count({"source", source}, destination.numel());
   if (source.bytes() == 0 || destination.data() == source.data()) return;
+  if (destination.device() == Device::Meta || source.device() == Device::Meta) {
+    // A plan holds no values: whatever is read from it reads as zeros, and writing to it writes nothing.
+    if (destination.device() == Device::CPU) std::memset(destination.data(), 0, static_cast<std::size_t>(source.bytes()));
+    LADDER_CHECK(destination.device() != Device::CUDA, "copy: from the meta device to the GPU");
+    return;
+  }
   if (destination.device() == Device::CPU && source.device() == Device::CPU) {
     std::memcpy(destination.data(), source.data(), static_cast<std::size_t>(source.bytes()));
   } else {

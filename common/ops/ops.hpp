@@ -83,7 +83,8 @@ void accumulate(Tensor destination, Tensor source);
 void convert(Tensor destination, Tensor source);
 /// Sets every element to zero (backward ops accumulate, so their outputs start from here).
 void set_zero(Tensor values);
-/// Copies the bytes of source into destination, across devices where they differ (equal dtype and numel).
+/// Copies the bytes of source into destination, across devices where they differ (equal dtype and numel). From the
+/// meta device, host memory reads zeros; to it, nothing is written.
 void copy(Tensor destination, Tensor source);
 /// `values` itself when it is in host memory, else a flat host copy of it held in `staging` (resized to fit):
 /// how host code (checkpoints, diagnostics) reads a tensor wherever it lives.

@@ -39,6 +39,12 @@ int resolve_sequence_length(const TrainOptions& options) {
 
 // --device: "auto" takes the GPU where one is visible; "cuda" without one is an error that says why.
 Device resolve_device(const TrainOptions& options) {
+  if (options.device == "meta") {
+    LADDER_CHECK(!options.tf32, "--tf32 applies to GPU GEMMs, but --device is meta");
+    LADDER_CHECK(options.checkpoint_out.empty(), "--save ", options.checkpoint_out,
+                 ": the meta device holds no values to save (it only accounts memory)");
+    return Device::Meta;
+  }
   const bool gpu_visible = cuda_device_available();
   if (options.device == "cpu") {
     LADDER_CHECK(!options.tf32, "--tf32 applies to GPU GEMMs, but --device is cpu");
@@ -81,7 +87,8 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   log_->info(options_.stage + " | model " + model_config_.describe());
   log_->info(options_.stage + " | data " + data_->describe());
   std::ostringstream line;
-  line << options_.stage << " | device " << device_name(device_) << (options_.tf32 ? " (TF32 GEMMs)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
+  line << options_.stage << " | device " << device_name(device_) << (options_.tf32 ? " (TF32 GEMMs)" : "")
+       << (device_ == Device::Meta ? " (a plan: memory accounted, no arithmetic)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
 }
@@ -121,7 +128,8 @@ void Experiment::record_step(GPT& model, std::int64_t step, double loss, double 
   metrics.records = std::move(records);
   log_->log_step(metrics);
   const std::int64_t done = step + 1;
-  if (options_.eval_every > 0 && done % options_.eval_every == 0 && done < options_.steps) evaluate(model, done);
+  const bool due = options_.eval_every > 0 && done % options_.eval_every == 0 && done < options_.steps;
+  if (due && device_ != Device::Meta) evaluate(model, done);  // a plan has no values to evaluate
 }
 
 void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
@@ -135,6 +143,12 @@ void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
 }
 
 void Experiment::finish(GPT& model) {
+  if (device_ == Device::Meta) {
+    log_->info(options_.stage + " | meta device: memory planned, no arithmetic done, so nothing to evaluate");
+    log_->log_summary();
+    log_->log_memory(memory_accountant(), device_, model.layout().parameter_count());
+    return;
+  }
   if (last_eval_step_ != options_.steps) evaluate(model, options_.steps);
   if (options_.sample_count > 0) {
     const auto answered = answer_problems(model, *data_, options_.sample_count);

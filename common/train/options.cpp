@@ -83,8 +83,9 @@ void validate(const TrainOptions& options) {
   require(options.sample_count >= 0, "--samples", options.sample_count, "an integer >= 0");
   require(options.sample_tokens >= 0, "--sample-tokens", options.sample_tokens, "an integer >= 0");
 
-  LADDER_CHECK(options.device == "auto" || options.device == "cpu" || options.device == "cuda", "--device ",
-               options.device, ": expected auto, cpu or cuda");
+  LADDER_CHECK(options.device == "auto" || options.device == "cpu" || options.device == "cuda" ||
+                   options.device == "meta",
+               "--device ", options.device, ": expected auto, cpu, cuda or meta");
   require(options.threads >= 0, "--threads", options.threads, "an integer >= 0 (0 uses all cores)");
 }
 
@@ -178,7 +179,8 @@ TrainOptions parse_options(int argc, char** argv, const std::string& stage, cons
   app.add_option("--prompt", options.prompt, "Text to continue when sampling")
       ->group("Checkpoints and sampling");
 
-  app.add_option("--device", options.device, "Where to run: auto (cuda where a GPU is visible), cpu or cuda")
+  app.add_option("--device", options.device,
+                 "Where to run: auto (cuda where a GPU is visible), cpu, cuda, or meta (plan memory: no arithmetic)")
       ->group("Execution");
   app.add_flag("--tf32", options.tf32, "Let fp32 GEMMs on the GPU use TF32 tensor cores (default: true fp32)")
       ->group("Execution");

@@ -49,7 +49,7 @@ struct TrainOptions {
   int sample_tokens = 64;             ///< --sample-tokens: tokens to generate per text sample
   std::string prompt;                 ///< --prompt: text to continue when sampling
   // Execution
-  std::string device = "auto";        ///< --device: auto (cuda where a GPU is visible, else cpu) | cpu | cuda
+  std::string device = "auto";        ///< --device: auto (cuda where a GPU is visible, else cpu) | cpu | cuda | meta
   bool tf32 = false;                  ///< --tf32: let fp32 GEMMs on the GPU use TF32 tensor cores
   int threads = 0;                    ///< --threads: BLAS threads (0: all cores)
 };

@@ -2,15 +2,29 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <iostream>
 #include <memory>
 
+#include "common/comm/simulated_communicator.hpp"
 #include "common/cuda_runtime.hpp"
 #include "common/error.hpp"
 #include "common/train/options.hpp"
 #include "common/train/run_main.hpp"
 
 namespace ladder {
+
+namespace {
+
+int simulated_rank_count(const std::string& text) {
+  int ranks = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), ranks);
+  LADDER_CHECK(error == std::errc() && end == text.data() + text.size() && ranks >= 1, "--simulate-ranks ", text,
+               ": expected a whole number of ranks, at least 1");
+  return ranks;
+}
+
+}  // namespace
 
 std::string flag_value(int argc, char** argv, const std::string& flag, const std::string& fallback) {
   std::string value = fallback;
@@ -28,6 +42,10 @@ void add_communicator_flag(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "local", "mpi", "nccl"}))
       ->default_str("auto")
       ->group("Data parallel");
+  app.add_option("--simulate-ranks", "With --device meta: plan rank 0 of this many ranks (no memory, no sending)")
+      ->check(CLI::PositiveNumber)
+      ->default_str("1")
+      ->group("Data parallel");
 }
 
 int run_with_ranks(const std::string& stage, int argc, char** argv, const std::function<void(Communicator&)>& body) {
@@ -35,10 +53,21 @@ int run_with_ranks(const std::string& stage, int argc, char** argv, const std::f
   const int exit_code = run_main(stage, [&] {
     const std::string device = flag_value(argc, argv, "--device", "auto");
     std::string why;
-    communicator = make_communicator(flag_value(argc, argv, "--comm", "auto"), device, &why);
+    if (device == "meta") {
+      // A plan: rank 0 of a world that exists on paper (see SimulatedCommunicator).
+      const int ranks = simulated_rank_count(flag_value(argc, argv, "--simulate-ranks", "1"));
+      LADDER_CHECK(!launched_with_several_ranks(), "--device meta plans one rank of a simulated world: run it "
+                                                   "without mpiexec, with --simulate-ranks N");
+      communicator = std::make_unique<SimulatedCommunicator>(ranks);
+      why = make_message("simulated: rank 0 of ", ranks, " (--device meta: nothing is sent)");
+    } else {
+      LADDER_CHECK(flag_value(argc, argv, "--simulate-ranks", "1") == "1",
+                   "--simulate-ranks plans a world of ranks on the meta device; add --device meta");
+      communicator = make_communicator(flag_value(argc, argv, "--comm", "auto"), device, &why);
+    }
     // NCCL chose its GPU when it started; over MPI (or alone) each rank takes the one its place on the node gives.
     const int gpus = cuda_device_count();
-    if (communicator->backend() != "nccl" && device != "cpu" && gpus > 0) {
+    if (communicator->backend() != "nccl" && device != "cpu" && device != "meta" && gpus > 0) {
       cuda_select_device(communicator->local_rank() % gpus);
     }
     bool asks_for_help = false;

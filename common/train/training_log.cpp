@@ -152,7 +152,7 @@ void TrainingLog::log_memory(const MemoryAccountant& accountant, Device device, 
   }
   write_json_line(metrics_, {{"type", "memory"},
                              {"stage", stage_},
-                             {"device", device == Device::CPU ? "cpu" : "cuda"},
+                             {"device", device_name(device)},
                              {"parameter_count", parameter_count},
                              {"categories", categories},
                              {"current_total", accountant.current_total(device)},

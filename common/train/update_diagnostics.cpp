@@ -62,7 +62,9 @@ std::int64_t count_equal(Tensor a, Tensor b) {
 UpdateDiagnostics::UpdateDiagnostics(const ParameterLayout& layout, Tensor weights)
     : layout_(layout),
       weights_(weights),
-      remembered_storage_(static_cast<std::size_t>(weights.bytes()), MemoryCategory::Workspace),
+      // Host memory, where the comparison runs; for a plan on the meta device, a planned copy like everything else.
+      remembered_storage_(static_cast<std::size_t>(weights.bytes()), MemoryCategory::Workspace,
+                          weights.device() == Device::Meta ? Device::Meta : Device::CPU),
       remembered_(view_of(remembered_storage_, weights.dtype())) {
   check_float(weights, "weights");
   LADDER_CHECK(weights.numel() == layout.padded_size(), "UpdateDiagnostics expects weights of ", layout.padded_size(),
@@ -73,6 +75,7 @@ UpdateDiagnostics::UpdateDiagnostics(const ParameterLayout& layout, Tensor weigh
 
 std::vector<std::pair<std::string, double>> UpdateDiagnostics::measure(double loss, Tensor gradients) {
   ++steps_measured_;
+  if (weights_.device() == Device::Meta) return {};  // a plan has no values to count
   if (!std::isfinite(loss)) {
     ++nonfinite_losses_;
     if (first_nonfinite_step_ == 0) first_nonfinite_step_ = steps_measured_;

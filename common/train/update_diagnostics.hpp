@@ -25,6 +25,7 @@ class UpdateDiagnostics {
   UpdateDiagnostics(const ParameterLayout& layout, Tensor weights);
   /// The step's extras {"zero_grads", "unchanged"} for Experiment::record_step, then remembers the weights
   /// as they are now, so that the next call measures the next step. Call once per step, after the update.
+  /// On the meta device (a memory plan) there is nothing to count: no extras.
   std::vector<std::pair<std::string, double>> measure(double loss, Tensor gradients);
   /// Fraction of the real entries of `gradients` (the layout's tensors) that are exactly ±0.
   double zero_gradient_fraction(Tensor gradients) const;

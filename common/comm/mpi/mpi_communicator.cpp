@@ -2,11 +2,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <functional>
+#include <thread>
 #include <vector>
 
-#include "common/comm/local_communicator.hpp"
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
 
@@ -40,12 +39,12 @@ class HostView {
     }
     staging_ = Buffer(static_cast<std::size_t>(tensor.bytes()), MemoryCategory::CommBuffers);
     host_ = Tensor(staging_.data(), tensor.dtype(), {tensor.numel()});
-    if (copy_in) copy_tensor(host_, tensor);
+    if (copy_in) ops::copy(host_, tensor);
   }
   Tensor host() const { return host_; }
   // Sends the result back to the GPU (nothing to do on the host).
   void copy_out() const {
-    if (tensor_.device() != Device::CPU) copy_tensor(tensor_, host_);
+    if (tensor_.device() != Device::CPU) ops::copy(tensor_, host_);
   }
 
  private:

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <vector>
 
-#include "common/comm/local_communicator.hpp"
 #include "common/comm/mpi/mpi_communicator.hpp"
 #include "common/error.hpp"
+#include "common/ops/ops.hpp"
 
 // ncclAvg arrived in NCCL 2.10 and ncclGetLastError in 2.13.
 static_assert(NCCL_VERSION_CODE >= NCCL_VERSION(2, 13, 0), "the NCCL backend needs NCCL 2.13 or newer");
@@ -263,12 +263,12 @@ class HostStaging {
     if (host.device() != Device::CPU) return;
     storage_ = Buffer(static_cast<std::size_t>(host.bytes()), MemoryCategory::CommBuffers, Device::CUDA);
     device_ = view_of(storage_, host.dtype());
-    copy_tensor(device_, host);
+    ops::copy(device_, host);
   }
   bool staged() const { return storage_.data() != nullptr; }
   Tensor tensor() const { return staged() ? device_ : host_; }
   void copy_back() const {
-    if (staged()) copy_tensor(host_, device_);
+    if (staged()) ops::copy(host_, device_);
   }
 
  private:
