@@ -2,11 +2,14 @@
 """The main job: train every built stage with the same flags, then compare them side by side.
 
 Each stage build/NN_name/NN_name runs with the flags given here (everything this script does not know is
-passed on, e.g. --steps 200 or --model tiny) and writes, under --out (default runs/):
+passed on, e.g. --steps 200 or --model tiny); the data-parallel stages 06-09 run under `mpiexec -n N` (--ranks,
+2 by default: on a GPU machine with fewer GPUs than ranks they share them through MPI, as the stages say). Each
+writes, under --out (default runs/):
   <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights
 and then, for all stages together:
-  ladder.md, ladder.json    final train loss, held-out loss, accuracy, tokens/s, peak memory per category
-  loss.png, memory.png, throughput.png    loss curves, memory in bytes per parameter, tokens per second
+  ladder.md, ladder.json    final train loss, held-out loss, accuracy, tokens/s, per-rank memory and communication
+  loss.png, memory.png, throughput.png, communication.png    loss curves, memory per rank in bytes per parameter,
+                            tokens per second, bytes each rank sends per step by collective
 A stage that fails is reported as failed and the others still run; the exit status is then 1.
 Only the standard library and matplotlib (for the charts) are needed.
 """
@@ -29,6 +32,10 @@ CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "a
               "gradient buckets", "comm buffers", "workspace"]
 MODEL_STATE = CATEGORIES[:4]
 STEP_LINE = re.compile(r"\| step\s+(\d+)/(\d+) \| loss (\S+)")
+# The stages that run as several ranks (their number, the first two characters of the name).
+DATA_PARALLEL = {"06", "07", "08", "09"}
+# The collectives a step record names (ring_bytes_<name>), in the order the communication chart stacks them.
+COLLECTIVES = ["all_reduce", "reduce_scatter", "all_gather"]
 LOG_TAIL_LINES = 8
 
 
@@ -98,6 +105,9 @@ def summarize(stage, records):
         "peak_total": memory["peak_total"],
         # Stages that skip steps (loss scaling) report a running count with every step.
         "skipped_steps": steps[-1].get("skipped_steps"),
+        # What one rank sent in the last step, in all and by collective (0 for a stage that sends nothing).
+        "ring_bytes_per_step": steps[-1].get("comm_ring_bytes", 0),
+        "ring_bytes_by_collective": {name: steps[-1].get(f"ring_bytes_{name}", 0) for name in COLLECTIVES},
     }
     result["bytes_per_parameter"] = {name: usage["peak"] / count for name, usage in result["memory"].items()}
     result["bytes_per_parameter_total"] = memory["peak_total"] / count
@@ -105,12 +115,22 @@ def summarize(stage, records):
     return result
 
 
-def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpoints):
+def launch_prefix(stage, ranks):
+    """mpiexec -n N for the data-parallel stages (Open MPI needs the variables to start ranks as root and more ranks
+    than cores; MPICH ignores them), nothing for the others."""
+    if stage[:2] not in DATA_PARALLEL or ranks == 1:
+        return []
+    return ["env", "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+            "OMPI_MCA_rmaps_base_oversubscribe=1", shutil.which("mpiexec") or "mpiexec", "-n", str(ranks)]
+
+
+def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpoints, ranks=1):
     """Runs one stage, keeping its output in <stage>.log, and returns its row of the comparison."""
     stage = executable.name
     metrics, log_path = out_dir / f"{stage}.jsonl", out_dir / f"{stage}.log"
     metrics.unlink(missing_ok=True)  # a stale file from an earlier run must not pass for this run's results
-    command = [str(executable), *stage_flags, "--metrics", str(metrics)]
+    ranks = ranks if stage[:2] in DATA_PARALLEL else 1
+    command = [*launch_prefix(stage, ranks), str(executable), *stage_flags, "--metrics", str(metrics)]
     if save_checkpoints:
         command += ["--save", str(out_dir / f"{stage}.safetensors")]
     prefix = f"{position} {stage}"
@@ -126,7 +146,7 @@ def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpo
                 progress.update(f"{prefix} ... step {match[1]}/{match[2]} loss {match[3]}")
     seconds = time.monotonic() - started
     result = {"stage": stage, "status": "ok", "exit_code": process.returncode, "seconds": round(seconds, 3),
-              "command": command, "log": str(log_path), "metrics": str(metrics)}
+              "ranks": ranks, "command": command, "log": str(log_path), "metrics": str(metrics)}
     if process.returncode != 0:
         result["failure"] = (f"exit code {process.returncode}" if process.returncode > 0
                              else f"killed by signal {-process.returncode}")
@@ -171,23 +191,27 @@ def comparison_markdown(results):
     memory = []
     for r in results:
         if r["status"] != "ok":
-            training.append([r["stage"], f"failed ({r['failure']})"] + ["-"] * 8)
+            training.append([r["stage"], f"failed ({r['failure']})"] + ["-"] * 10)
             continue
         skipped = "-" if r["skipped_steps"] is None else f"{r['skipped_steps']:.0f}"
-        training.append([r["stage"], "ok", f"{r['parameter_count']:,}", format_loss(r["final_train_loss"]),
-                         format_loss(r["held_out_loss"]), format_accuracy(r["accuracy"]),
-                         format_rate(r["tokens_per_second"]), skipped, f"{r['state_bytes_per_parameter']:.2f}",
-                         format_bytes(r["peak_total"])])
+        training.append([r["stage"], "ok", str(r["ranks"]), f"{r['parameter_count']:,}",
+                         format_loss(r["final_train_loss"]), format_loss(r["held_out_loss"]),
+                         format_accuracy(r["accuracy"]), format_rate(r["tokens_per_second"]), skipped,
+                         f"{r['state_bytes_per_parameter']:.2f}", format_bytes(r["peak_total"]),
+                         format_bytes(round(r["ring_bytes_per_step"]))])
         memory.append([r["stage"]] +
                       [f"{r['bytes_per_parameter'].get(name, 0):.2f}" for name in CATEGORIES] +
                       [f"{r['bytes_per_parameter_total']:.2f}"])
     text = ["## Training", "", markdown_table(
-        ["stage", "result", "parameters", "train loss", "held-out loss", "accuracy", "tokens/s", "skipped steps",
-         "state B/param", "peak memory"], training, text_columns=2), "",
-        "state B/param: weights, gradients, master weights and optimizer state per parameter (the design's "
-        "formula); peak memory: the most allocated at once, activations included.", ""]
+        ["stage", "result", "ranks", "parameters", "train loss", "held-out loss", "accuracy", "tokens/s",
+         "skipped steps", "state B/param per rank", "peak memory per rank", "sent per step per rank"], training,
+        text_columns=2), "",
+        "ranks: processes the stage ran as (06-09 under mpiexec); tokens/s: all ranks together. State B/param per "
+        "rank: weights, gradients, master weights and optimizer state one rank holds, per parameter of the model "
+        "(the design's formula); peak memory per rank: the most one rank had allocated at once, activations "
+        "included; sent per step per rank: the bytes one rank sends in a ring in the last step.", ""]
     if memory:
-        text += ["## Peak memory by category, bytes per parameter", "",
+        text += ["## Peak memory per rank by category, bytes per parameter", "",
                  markdown_table(["stage"] + CATEGORIES + ["total at peak"], memory), ""]
     for r in results:
         if r["status"] != "ok":
@@ -250,8 +274,12 @@ def draw_charts(results, out_dir):
     for position, (r, top) in enumerate(zip(done, bottoms)):
         axes.annotate(f"{top:.1f}\n(state {r['state_bytes_per_parameter']:.1f})", (position, top),
                       ha="center", va="bottom", fontsize=8)
-    axes.set_ylabel("peak bytes per parameter")
-    axes.set_title("Peak memory by category (hatched: not model state)")
+    for position, r in enumerate(done):
+        if r["ranks"] > 1:
+            axes.annotate(f"{r['ranks']} ranks", (position, 0), xytext=(0, -28), textcoords="offset points",
+                          ha="center", fontsize=7, color="dimgray")
+    axes.set_ylabel("peak bytes per parameter, on one rank")
+    axes.set_title("Peak memory per rank by category (hatched: not model state)")
     axes.set_ylim(0, max(bottoms, default=1) * 1.18)
     handles, labels = axes.get_legend_handles_labels()  # listed top to bottom, as the bars are stacked
     axes.legend(handles[::-1], labels[::-1], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -272,6 +300,35 @@ def draw_charts(results, out_dir):
     figure.savefig(out_dir / "throughput.png", dpi=110)
     plt.close(figure)
 
+    draw_communication(done, out_dir, plt)
+
+
+def draw_communication(done, out_dir, plt):
+    """communication.png: the bytes one rank sends per step, stacked by collective, for the stages that send."""
+    sending = [r for r in done if r["ring_bytes_per_step"] > 0]
+    if not sending:
+        return
+    figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(sending) + 4), 5))
+    names = [r["stage"] for r in sending]
+    largest = max(r["ring_bytes_per_step"] for r in sending)
+    unit, size = ("MiB", 2**20) if largest >= 2**20 else ("KiB", 2**10)
+    bottoms = [0.0] * len(sending)
+    for index, collective in enumerate(COLLECTIVES):
+        heights = [r["ring_bytes_by_collective"][collective] / size for r in sending]
+        axes.bar(names, heights, width=0.6, bottom=bottoms, label=collective.replace("_", "-"),
+                 color=plt.cm.Set1(index))
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    for position, (r, top) in enumerate(zip(sending, bottoms)):
+        axes.annotate(f"{top:.2f} {unit}", (position, top), ha="center", va="bottom", fontsize=8)
+    axes.set_ylabel(f"{unit} one rank sends per step (ring)")
+    axes.set_title(f"Communication per step at {sending[0]['ranks']} ranks: all-reduce (DDP); reduce-scatter + "
+                   "all-gather (ZeRO-1/2); all-gather + reduce-scatter + all-gather (FSDP)", fontsize=9)
+    axes.set_ylim(0, max(bottoms) * 1.15)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_dir / "communication.png", dpi=110)
+    plt.close(figure)
+
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
@@ -282,7 +339,11 @@ def parse_arguments(argv):
     parser.add_argument("--stages", help="comma-separated stage numbers to run, e.g. 01,03 (default: all built)")
     parser.add_argument("--no-checkpoints", action="store_true", help="do not save each stage's final weights")
     parser.add_argument("--no-charts", action="store_true", help="write the tables only (no matplotlib needed)")
+    parser.add_argument("--ranks", type=int, default=2,
+                        help="ranks of the data-parallel stages 06-09, run under mpiexec (default: 2)")
     arguments, stage_flags = parser.parse_known_args(argv)
+    if arguments.ranks < 1:
+        parser.error(f"--ranks {arguments.ranks}: expected at least 1")
     for flag in stage_flags:
         if flag.split("=")[0] in ("--metrics", "--save"):
             parser.error(f"{flag.split('=')[0]} is set by the runner for each stage (to {arguments.out}/<stage>.*)")
@@ -306,12 +367,15 @@ def main(argv):
         parser.error(f"matplotlib is missing for {sys.executable}: apt-get install python3-matplotlib "
                      "(or pip install matplotlib), or pass --no-charts")
     arguments.out.mkdir(parents=True, exist_ok=True)
-    for name in ("ladder.md", "ladder.json", "loss.png", "memory.png", "throughput.png"):
+    for name in ("ladder.md", "ladder.json", "loss.png", "memory.png", "throughput.png", "communication.png"):
         (arguments.out / name).unlink(missing_ok=True)  # an earlier run's results must not outlive this one's
 
     progress = Progress(sys.stdout)
+    if arguments.ranks > 1 and any(s.name[:2] in DATA_PARALLEL for s in stages) and not shutil.which("mpiexec"):
+        parser.error(f"--ranks {arguments.ranks}: stages 06-09 run under mpiexec, which is not installed "
+                     "(apt-get install mpich), or pass --ranks 1")
     results = [run_stage(stage, stage_flags, arguments.out, f"[{index}/{len(stages)}]", progress,
-                         not arguments.no_checkpoints)
+                         not arguments.no_checkpoints, arguments.ranks)
                for index, stage in enumerate(stages, start=1)]
 
     table = comparison_markdown(results)
@@ -324,6 +388,8 @@ def main(argv):
     if not arguments.no_charts and any(r["status"] == "ok" for r in results):
         draw_charts(results, arguments.out)
         outputs += ["loss.png", "memory.png", "throughput.png"]
+        if (arguments.out / "communication.png").exists():
+            outputs.append("communication.png")
     print(f"written to {arguments.out}/: {', '.join(outputs)}, and each stage's .log and .jsonl")
     failed = [r["stage"] for r in results if r["status"] != "ok"]
     if failed:

@@ -100,7 +100,8 @@ class RunnerOnTinyConfig(unittest.TestCase):
             self.assertIn(f" {100 * last_eval['accuracy']:.1f}% ", row)
 
     def test_charts_are_png_files(self):
-        for name in ("loss.png", "memory.png", "throughput.png"):
+        sending = any(r["stage"][:2] in ("06", "07", "08", "09") for r in self.report["stages"])
+        for name in ("loss.png", "memory.png", "throughput.png") + (("communication.png",) if sending else ()):
             data = (self.out / name).read_bytes()
             self.assertEqual(data[:8], PNG_SIGNATURE, name)
             width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # IHDR
@@ -118,6 +119,28 @@ class RunnerOnTinyConfig(unittest.TestCase):
                 self.assertEqual(f"{result['bytes_per_parameter'][category]:.3f}", per_parameter, category)
             self.assertEqual(bytes_as_printed(result["peak_total"]), printed["total"][1])
             self.assertEqual(f"{result['bytes_per_parameter_total']:.3f}", printed["total"][2])
+
+    def test_data_parallel_stages_ran_at_two_ranks_with_their_per_rank_figures(self):
+        table = (self.out / "ladder.md").read_text()
+        for result in self.report["stages"]:
+            parallel = result["stage"][:2] in ("06", "07", "08", "09")
+            self.assertEqual(result["ranks"], 2 if parallel else 1, result["stage"])
+            records = [json.loads(line) for line in (self.out / f"{result['stage']}.jsonl").read_text().splitlines()]
+            last_step = [r for r in records if r["type"] == "step"][-1]
+            memory = next(r for r in records if r["type"] == "memory")
+            # The per-rank columns are rank 0's own accountant and communicator, unchanged.
+            state = sum(memory["categories"][c]["peak"] for c in ("parameters", "gradients", "master weights",
+                                                                  "optimizer state"))
+            self.assertAlmostEqual(result["state_bytes_per_parameter"], state / memory["parameter_count"])
+            self.assertEqual(result["ring_bytes_per_step"], last_step.get("comm_ring_bytes", 0))
+            for collective, sent in result["ring_bytes_by_collective"].items():
+                self.assertEqual(sent, last_step.get(f"ring_bytes_{collective}", 0), collective)
+            if parallel:
+                self.assertIn("over 2 ranks", (self.out / f"{result['stage']}.log").read_text())
+                self.assertGreater(result["ring_bytes_per_step"], 0)
+            row = next(line for line in table.splitlines() if line.startswith(f"| {result['stage']} "))
+            self.assertIn(f" {result['ranks']} ", row)
+            self.assertIn(f" {result['state_bytes_per_parameter']:.2f} ", row)
 
     def test_stage01_memory_is_4_4_8_bytes_per_parameter(self):
         records = [json.loads(line) for line in (self.out / f"{STAGE01}.jsonl").read_text().splitlines()]
