@@ -9,6 +9,12 @@ bytes_per_second.png) where the runs have that counter, and prints the table.
 
   python3 scripts/report.py runs/bench.json
   python3 scripts/report.py before.json after.json --labels before,after --out runs/compare
+
+As a regression gate, --baseline OLD.json NEW.json prints, for every benchmark, its time against the baseline's
+(with each run's noise: the relative standard deviation of its repetitions, --benchmark_repetitions) and every
+memory category's peak bytes, and exits 1 naming each benchmark whose time grew by more than --threshold percent
+(default 5), whose peak bytes grew in any category by a single byte, that failed, or that disappeared.
+  python3 scripts/report.py --baseline runs/main.json runs/branch.json --threshold 5
 """
 import argparse
 import importlib.util
@@ -80,6 +86,71 @@ def load_benchmarks(path):
                 merged[key] = sum(e.get(key, value) for e in entries) / len(entries)
         benchmarks[name] = merged
     return benchmarks
+
+
+def load_noise(path):
+    """Relative spread of each benchmark's time over its repetitions (stddev / mean), where it has repetitions:
+    Google Benchmark's 'stddev' aggregate, else the spread of the repeated iteration runs."""
+    document = json.loads(Path(path).read_text())
+    runs, spreads = {}, {}
+    for entry in document.get("benchmarks", []):
+        name = display_name(entry.get("run_name", entry["name"]))
+        if entry.get("run_type") == "aggregate":
+            if entry.get("aggregate_name") in ("mean", "stddev"):
+                spreads.setdefault(name, {})[entry["aggregate_name"]] = step_seconds(entry)
+        elif not entry.get("error_occurred"):
+            runs.setdefault(name, []).append(step_seconds(entry))
+    noise = {}
+    for name, times in runs.items():
+        if name in spreads and {"mean", "stddev"} <= set(spreads[name]) and spreads[name]["mean"] > 0:
+            noise[name] = spreads[name]["stddev"] / spreads[name]["mean"]
+        elif len(times) > 1:
+            mean = sum(times) / len(times)
+            noise[name] = math.sqrt(sum((t - mean) ** 2 for t in times) / (len(times) - 1)) / mean
+    return noise
+
+
+def peak_bytes_counters(benchmark):
+    """{category: peak bytes} of a benchmark (its peak_bytes_<category> counters and the total, peak_bytes)."""
+    return {key[len("peak_bytes_"):] if key != "peak_bytes" else "total": value for key, value in benchmark.items()
+            if (key.startswith("peak_bytes_") or key == "peak_bytes") and isinstance(value, (int, float))}
+
+
+def regression_gate(old, new, old_noise, new_noise, threshold):
+    """The gate's table rows and the list of failures (benchmark and why)."""
+    rows, failures = [], []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if after is None:
+            rows.append([name, "time", "present", "missing", "-", "-", "FAIL"])
+            failures.append(f"{name}: missing from the new run")
+            continue
+        if before is None:
+            rows.append([name, "time", "missing", "present", "-", "-", "new"])
+            continue
+        if after.get("error_occurred") or before.get("error_occurred"):
+            verdict = "FAIL" if after.get("error_occurred") and not before.get("error_occurred") else "error"
+            rows.append([name, "error", before.get("error_message", "-"), after.get("error_message", "-"), "-", "-",
+                         verdict])
+            if verdict == "FAIL":
+                failures.append(f"{name}: failed ({after.get('error_message', 'error')})")
+            continue
+        a, b = step_seconds(before), step_seconds(after)
+        noise = "/".join("-" if n is None else f"{100 * n:.1f}%" for n in (old_noise.get(name), new_noise.get(name)))
+        slower = b > a * (1 + threshold / 100)
+        rows.append([name, "time", f"{a * 1e3:.3f} ms", f"{b * 1e3:.3f} ms", f"{b / a:.3f}", noise,
+                     "FAIL" if slower else "ok"])
+        if slower:
+            failures.append(f"{name}: {100 * (b / a - 1):.1f}% slower (threshold {threshold:g}%, noise {noise})")
+        old_peaks, new_peaks = peak_bytes_counters(before), peak_bytes_counters(after)
+        for category in sorted(set(old_peaks) | set(new_peaks)):
+            x, y = old_peaks.get(category, 0), new_peaks.get(category, 0)
+            grew = y > x
+            rows.append([name, f"peak bytes: {category}", f"{x:,.0f}", f"{y:,.0f}", "-" if not x else f"{y / x:.3f}",
+                         "-", "FAIL" if grew else "ok"])
+            if grew:
+                failures.append(f"{name}: {category} grew by {y - x:,.0f} bytes")
+    return rows, failures
 
 
 def figure_value(read, benchmark):
@@ -169,13 +240,42 @@ def draw_charts(runs, labels, out_dir):
     return written
 
 
+def run_gate(arguments):
+    old, new = (load_benchmarks(path) for path in arguments.files)
+    rows, failures = regression_gate(old, new, load_noise(arguments.files[0]), load_noise(arguments.files[1]),
+                                     arguments.threshold)
+    table = markdown_table(["benchmark", "figure", "baseline", "new", "new/baseline", "noise (baseline/new)",
+                            "verdict"], rows, text_columns=2)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    verdict = (f"FAILED: {len(failures)} regression(s)" if failures
+               else f"passed: nothing slower than {arguments.threshold:g}% and no memory growth")
+    (arguments.out / "regressions.md").write_text(f"# Regression gate: {arguments.files[1]} against "
+                                                  f"{arguments.files[0]}\n\n{table}\n\n{verdict}\n")
+    print(table)
+    print(verdict)
+    for failure in failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="JSON", help="one or two Google Benchmark JSON files (A [B])")
     parser.add_argument("--labels", help="names of the runs, comma-separated (default: the file names)")
     parser.add_argument("--out", type=Path, default=Path("runs") / "report", help="output folder (default: runs/report)")
     parser.add_argument("--no-charts", action="store_true", help="write the table only (no matplotlib needed)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="regression gate: the first file is the baseline, the second the new run; exit 1 on a "
+                             "slower or bigger benchmark")
+    parser.add_argument("--threshold", type=float, default=5.0,
+                        help="with --baseline: the slowdown in percent that fails the gate (default 5)")
     arguments = parser.parse_args(argv)
+    if arguments.baseline:
+        if len(arguments.files) != 2:
+            parser.error(f"--baseline compares two files (OLD NEW), got {len(arguments.files)}")
+        if arguments.threshold < 0:
+            parser.error(f"--threshold {arguments.threshold:g}: expected a percentage >= 0")
+        return run_gate(arguments)
     if not arguments.no_charts and importlib.util.find_spec("matplotlib") is None:
         parser.error(f"matplotlib is missing for {sys.executable}: apt-get install python3-matplotlib "
                      "(or pip install matplotlib), or pass --no-charts")

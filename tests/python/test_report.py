@@ -124,5 +124,66 @@ class ReportTest(unittest.TestCase):
         self.assertFalse((self.out / "benchmarks.md").exists())
 
 
+class RegressionGateTest(unittest.TestCase):
+    """--baseline OLD NEW: exit 1 naming the benchmark that got slower past the threshold or bigger by a byte."""
+
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.addCleanup(self.directory.cleanup)
+        self.out = Path(self.directory.name) / "out"
+
+    def run_pair(self, old, new, *flags):
+        first = benchmark_file(self.directory.name, "old.json", old)
+        second = benchmark_file(self.directory.name, "new.json", new)
+        return run_report("--baseline", first, second, "--out", self.out, *flags)
+
+    def entries(self, step_seconds, parameters_bytes=1000, noise=0.0):
+        """Two repetitions around `step_seconds` (+-noise), and their mean and stddev aggregates."""
+        runs = [stage_entry("stage07/small", 100.0, step_seconds * (1 + sign * noise), repetition_index=index,
+                            repetitions=2, peak_bytes_parameters=parameters_bytes, peak_bytes=5000)
+                for index, sign in enumerate((-1, 1))]
+        mean = dict(stage_entry("stage07/small", 100.0, step_seconds, peak_bytes_parameters=parameters_bytes,
+                                peak_bytes=5000), run_type="aggregate", aggregate_name="mean")
+        stddev = dict(stage_entry("stage07/small", 0.0, step_seconds * noise * 2 ** 0.5), run_type="aggregate",
+                      aggregate_name="stddev")
+        return runs + [mean, stddev]
+
+    def test_identical_runs_pass(self):
+        process = self.run_pair(self.entries(0.1), self.entries(0.1))
+        self.assertEqual(process.returncode, 0, process.stdout + process.stderr)
+        self.assertIn("passed", process.stdout)
+        self.assertTrue((self.out / "regressions.md").exists())
+
+    def test_a_slower_run_fails_naming_the_benchmark_and_shows_the_noise(self):
+        process = self.run_pair(self.entries(0.100, noise=0.01), self.entries(0.106, noise=0.02))
+        self.assertEqual(process.returncode, 1, process.stdout)
+        self.assertIn("stage07/small: 6.0% slower (threshold 5%", process.stderr)
+        row = next(r for r in table_rows(process.stdout) if r[:2] == ["stage07/small", "time"])
+        self.assertEqual(row[2:], ["100.000 ms", "106.000 ms", "1.060", "1.4%/2.8%", "FAIL"])
+        # The same slowdown under a looser threshold passes.
+        self.assertEqual(self.run_pair(self.entries(0.100), self.entries(0.106), "--threshold", "10").returncode, 0)
+
+    def test_one_more_byte_in_any_category_fails(self):
+        process = self.run_pair(self.entries(0.1, parameters_bytes=1000), self.entries(0.1, parameters_bytes=1001))
+        self.assertEqual(process.returncode, 1, process.stdout)
+        self.assertIn("stage07/small: parameters grew by 1 bytes", process.stderr)
+        # Less memory is no regression.
+        self.assertEqual(self.run_pair(self.entries(0.1, 1000), self.entries(0.1, 999)).returncode, 0)
+
+    def test_a_missing_or_failed_benchmark_fails(self):
+        failed = [{"name": "stage07/small/real_time", "run_type": "iteration", "error_occurred": True,
+                   "error_message": "out of memory", "real_time": 0, "time_unit": "ms"}]
+        self.assertEqual(self.run_pair(self.entries(0.1), failed).returncode, 1)
+        process = self.run_pair(self.entries(0.1), [kernel_entry("kernel/other", 1.0, 1.0)])
+        self.assertEqual(process.returncode, 1)
+        self.assertIn("stage07/small: missing from the new run", process.stderr)
+
+    def test_the_gate_needs_exactly_two_files(self):
+        first = benchmark_file(self.directory.name, "one.json", self.entries(0.1))
+        process = run_report("--baseline", first, "--out", self.out)
+        self.assertNotEqual(process.returncode, 0)
+        self.assertIn("two files", process.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
