@@ -5,7 +5,9 @@
 #
 #   scripts/gpu_check.sh OUTDIR [STEP...]
 #
-# STEPs, in this order by default: configure build gpu_tests bench pytorch suite. "bench" and "pytorch" are
+# STEPs, in this order by default: configure build gpu_tests bench pytorch parallel lora suite. "parallel"
+# trains stages 06-09 on the GPU(s): with NCCL at N = the visible GPUs (parallel_nccl), and at 2 ranks sharing
+# one GPU through the MPI backend (parallel_mpi); "lora" trains stage 10 on the GPU. "bench" and "pytorch" are
 # also there per stage and mode (bench_stage01, pytorch_amp-bf16, ...); by default the fp32 pair comes first,
 # then bf16, then fp16, so that the comparison that matters most is made even when time runs short.
 # Every step logs to OUTDIR/<step>.log and is recorded in OUTDIR/steps.tsv; a step that fails is reported and
@@ -46,7 +48,7 @@ gpu_test_names='[Cc]uda|[Gg]pu|[Nn]ccl'
 stages=(stage01 stage05 stage04 stage03 stage02)  # each beside its PyTorch mode, fp32 first
 declare -A pytorch_after=([stage01]=fp32 [stage05]=amp-bf16 [stage02]=amp-fp16)
 
-if [[ $# -gt 0 ]]; then requested=" $* "; else requested=" configure build gpu_tests bench pytorch suite "; fi
+if [[ $# -gt 0 ]]; then requested=" $* "; else requested=" configure build gpu_tests bench pytorch parallel lora suite "; fi
 wanted() {  # a step runs if it was asked for by name or by its group (bench_stage01 by "bench")
   [[ "$requested" == *" $1 "* || "$requested" == *" ${1%%_*} "* ]]
 }
@@ -140,6 +142,40 @@ for stage in "${stages[@]}"; do
       --model gpt2-124m --batch-size 16 --seq-len 1024 --steps 20 --warmup 5 --json "$out/pytorch_$mode.json"
   fi
 done
+
+# The data-parallel stages on the GPU, a short run each on the small model: every rank on a GPU of its own with
+# NCCL, then two ranks sharing GPU 0 through MPI (NCCL refuses that); each run must end well and say its backend.
+gpus=0
+if command -v nvidia-smi >/dev/null; then gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')"; fi
+parallel_run() {  # RANKS COMM: stages 06-09, one after the other, on the GPU
+  local ranks=$1 comm=$2 stage status=0
+  for stage in 06_ddp 07_zero1 08_zero2 09_fsdp; do
+    [[ -x "$build/$stage/$stage" ]] || { echo "$stage is not built"; status=1; continue; }
+    echo "== $stage at $ranks rank(s), --comm $comm"
+    OMPI_MCA_rmaps_base_oversubscribe=1 mpiexec -n "$ranks" "$build/$stage/$stage" --device cuda --comm "$comm" --steps 20 \
+      --log-every 10 --eval-problems 16 --samples 0 || status=1
+  done
+  return $status
+}
+export -f parallel_run
+export build
+if wanted parallel_nccl && needs_build parallel_nccl; then
+  if ((gpus > 0)); then
+    run_step parallel_nccl 150 bash -c "parallel_run $gpus nccl"
+  else
+    record parallel_nccl "skipped: no GPU listed by nvidia-smi" 0
+  fi
+fi
+if wanted parallel_mpi && needs_build parallel_mpi; then
+  run_step parallel_mpi 180 bash -c "CUDA_VISIBLE_DEVICES=0 parallel_run 2 mpi"
+fi
+if wanted lora_gpu && needs_build lora_gpu; then
+  if [[ -x "$build/10_lora/10_lora" ]]; then
+    run_step lora_gpu 150 "$build/10_lora/10_lora" --device cuda --steps 100 --log-every 25
+  else
+    record lora_gpu "skipped: 10_lora is not built" 0
+  fi
+fi
 
 if wanted suite && needs_build suite; then
   run_step suite 900 ctest --test-dir "$build" -LE gpu -E "$gpu_test_names" -j "$jobs" --output-on-failure --timeout 600
