@@ -19,11 +19,10 @@ import subprocess
 import sys
 import tempfile
 
+from ladder_metrics import CATEGORIES, MODEL_STATE as STATE  # the accountant's categories
+
 SINGLE = ["01_fp32_baseline", "02_fp16_naive", "03_master_weights", "04_loss_scaling", "05_bf16"]
 PARALLEL = ["06_ddp", "07_zero1", "08_zero2", "09_fsdp"]
-CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "activations", "gathered weights",
-              "gradient buckets", "comm buffers", "workspace"]
-STATE = CATEGORIES[:4]
 # Model state per parameter per rank, as the ZeRO paper counts it (mixed precision, Adam): stage -> formula of N.
 FORMULAS = {
     "01_fp32_baseline": lambda n: 16.0, "02_fp16_naive": lambda n: 8.0, "03_master_weights": lambda n: 16.0,

@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ladder_metrics import CATEGORIES, MODEL_STATE as STATE  # the accountant's categories
+
 # (label, stage binary, extra flags): 09 twice, to show what prefetching is worth.
 VARIANTS = [
     ("06_ddp", "06_ddp", []),
@@ -32,9 +34,6 @@ VARIANTS = [
     ("09_fsdp", "09_fsdp", []),
     ("09_fsdp (no prefetch)", "09_fsdp", ["--prefetch", "false"]),
 ]
-CATEGORIES = ["parameters", "gradients", "master weights", "optimizer state", "activations", "gathered weights",
-              "gradient buckets", "comm buffers", "workspace"]
-STATE = CATEGORIES[:4]
 MIB = 1024.0 * 1024.0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("LADDER_BUILD_DIR", REPOSITORY / "build"))
+sys.path.insert(0, str(REPOSITORY / "scripts"))  # plan_memory.py imports its neighbours
 specification = importlib.util.spec_from_file_location("plan_memory", REPOSITORY / "scripts" / "plan_memory.py")
 plan_memory = importlib.util.module_from_spec(specification)
 specification.loader.exec_module(plan_memory)
