@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <sstream>
 
+#include "common/comm/local_communicator.hpp"
 #include "common/error.hpp"
 #include "common/model/generate.hpp"
 #include "common/ops/device_dispatch.hpp"
 #include "common/ops/ops.hpp"
 #include "common/train/evaluation.hpp"
+#include "common/train/metrics_continuation.hpp"
 #include "common/train/model_checkpoint.hpp"
+#include "common/train/run_checkpoints.hpp"
 
 namespace ladder {
 
@@ -75,16 +78,34 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   data_ = make_data_source(with_rank(options_.data, rank), slice, options_.seed);
   model_config_ = resolve_config(options_, data_->vocab_size());
   schedule_ = {options_.learning_rate, options_.min_learning_rate_ratio, options_.warmup_steps, options_.steps};
-  // Rank 0 speaks for the job: it alone prints and writes the metrics file.
+  checkpoints_ = std::make_unique<RunCheckpoints>(options_, run_identity(options_, model_config_, world), device_);
+  // Rank 0 speaks for the job: it alone prints and writes the metrics file (continued, when resuming).
+  const bool continue_metrics =
+      rank == 0 && checkpoints_->resuming() && continue_metrics_after(options_.metrics_path, first_step());
   log_ = std::make_unique<TrainingLog>(options_.stage, options_.steps, options_.log_every,
-                                       rank == 0 ? options_.metrics_path : std::string(), rank == 0);
+                                       rank == 0 ? options_.metrics_path : std::string(), rank == 0, continue_metrics);
   log_->info(options_.stage + " | model " + model_config_.describe());
   log_->info(options_.stage + " | data " + data_->describe());
   std::ostringstream line;
   line << options_.stage << " | device " << device_name(device_) << (options_.tf32 ? " (TF32 GEMMs)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
+  if (checkpoints_->resuming()) log_->info(options_.stage + " | " + checkpoints_->describe_resume());
 }
+
+Experiment::~Experiment() = default;
+
+void Experiment::resume(TrainingState& state, Communicator& communicator) { checkpoints_->attach(state, communicator); }
+
+void Experiment::resume(TrainingState& state) {
+  LADDER_CHECK(world_ == 1, "Experiment::resume: a run of ", world_, " ranks must pass its communicator");
+  own_communicator_ = std::make_unique<LocalCommunicator>();
+  checkpoints_->attach(state, *own_communicator_);
+}
+
+std::int64_t Experiment::first_step() const { return checkpoints_->first_step(); }
+
+std::int64_t Experiment::end_step() const { return checkpoints_->end_step(); }
 
 AdamWConfig Experiment::adamw_config() const {
   return {options_.beta1, options_.beta2, options_.epsilon, options_.weight_decay, options_.gradient_clip};
@@ -122,6 +143,7 @@ void Experiment::record_step(GPT& model, std::int64_t step, double loss, double 
   log_->log_step(metrics);
   const std::int64_t done = step + 1;
   if (options_.eval_every > 0 && done % options_.eval_every == 0 && done < options_.steps) evaluate(model, done);
+  checkpoints_->after_step(done, *log_);
 }
 
 void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
@@ -135,6 +157,14 @@ void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
 }
 
 void Experiment::finish(GPT& model) {
+  if (end_step() < options_.steps) {
+    // Stopped like a job at its time limit: the end of the run (final evaluation, samples, --save) is still to come.
+    log_->info(options_.stage + " | stopped after step " + std::to_string(end_step()) + " of " +
+               std::to_string(options_.steps) + "; continue with the same flags and --resume " + options_.checkpoint_dir);
+    log_->log_summary();
+    log_->log_memory(memory_accountant(), device_, model.layout().parameter_count());
+    return;
+  }
   if (last_eval_step_ != options_.steps) evaluate(model, options_.steps);
   if (options_.sample_count > 0) {
     const auto answered = answer_problems(model, *data_, options_.sample_count);
