@@ -1,6 +1,7 @@
 #include "common/train/experiment.hpp"
 
 #include <algorithm>
+#include <iomanip>
 #include <sstream>
 
 #include "common/comm/local_communicator.hpp"
@@ -95,12 +96,20 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
 
 Experiment::~Experiment() = default;
 
-void Experiment::resume(TrainingState& state, Communicator& communicator) { checkpoints_->attach(state, communicator); }
+void Experiment::resume(TrainingState& state, Communicator& communicator) {
+  const Stopwatch stopwatch;
+  checkpoints_->attach(state, communicator);
+  if (!checkpoints_->resuming()) return;
+  std::ostringstream line;
+  line << options_.stage << " | training state restored in " << std::fixed << std::setprecision(2)
+       << stopwatch.seconds() << "s";
+  log_->info(line.str());
+}
 
 void Experiment::resume(TrainingState& state) {
   LADDER_CHECK(world_ == 1, "Experiment::resume: a run of ", world_, " ranks must pass its communicator");
   own_communicator_ = std::make_unique<LocalCommunicator>();
-  checkpoints_->attach(state, *own_communicator_);
+  resume(state, *own_communicator_);
 }
 
 std::int64_t Experiment::first_step() const { return checkpoints_->first_step(); }

@@ -159,7 +159,7 @@ Header read_header(const std::string& path, std::ifstream& file) {
 
   Header result;
   const json header = parse_header(path, text);
-    for (const auto& [name, value] : header.items()) {
+  for (const auto& [name, value] : header.items()) {
     if (name != "__metadata__") {
       result.entries.push_back(read_entry(path, name, value));
       continue;
