@@ -92,10 +92,12 @@ TEST(AtomicFiles, OnlyARegularFileOrNothingIsReplaced) {
       [&] { SafetensorsWriter writer(pipe, {{"a", DType::F32, {0}, nullptr}}); });
   EXPECT_NE(message.find("is a FIFO (named pipe), not a regular file"), std::string::npos) << message;
   EXPECT_THROW(write_file_atomically(pipe, "{}", "manifest"), LadderError);
-  EXPECT_THROW(write_safetensors("/dev/full", {}), LadderError);
+  if (std::filesystem::is_character_file("/dev/full")) {
+    EXPECT_THROW(write_safetensors("/dev/full", {}), LadderError);
+    EXPECT_TRUE(std::filesystem::is_character_file("/dev/full"));
+  }
   EXPECT_THROW(require_replaceable_file(folder.path().string(), "--save"), LadderError);
   EXPECT_TRUE(std::filesystem::is_fifo(pipe));
-  EXPECT_TRUE(std::filesystem::is_character_file("/dev/full"));
   EXPECT_EQ(folder.entries(), std::vector<std::string>{"pipe"}) << "no temporary file is left";
 
   write_file_atomically(folder / "text", "old", "test file");

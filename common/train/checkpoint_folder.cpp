@@ -29,10 +29,12 @@ std::optional<std::int64_t> step_of(const std::string& name) {
   return step;
 }
 
-/// Removes a checkpoint sub-folder; a failure to clean up is reported, since the folder would keep growing.
+/// Removes a checkpoint sub-folder, its manifest first: a removal cut short leaves an incomplete checkpoint, never
+/// one that looks complete with files missing. A failure to clean up is reported, since the folder would keep growing.
 void remove_checkpoint(const CheckpointFolder& checkpoint) {
   std::error_code error;
-  fs::remove_all(checkpoint.path, error);
+  fs::remove(fs::path(checkpoint.path) / kManifestFileName, error);
+  if (!error) fs::remove_all(checkpoint.path, error);
   LADDER_CHECK(!error, "cannot remove the old checkpoint ", checkpoint.path, ": ", error.message());
 }
 

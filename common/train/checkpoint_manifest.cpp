@@ -83,6 +83,11 @@ std::string manifest_json(const CheckpointManifest& manifest) {
   root["format"] = kFormat;
   root["stage"] = manifest.identity.stage;
   root["step"] = manifest.step;
+  // Said for the reader of the file; a resume needs nothing but the step and the seed among the flags.
+  root["data_position"] = {{"next_batch", manifest.step},
+                           {"why", "a batch is a pure function of (seed, step, row): the step is the position"}};
+  root["random_state"] = "none to save: random numbers are counter-based, hash(seed, position), drawn at "
+                         "initialisation and for the batches";
   root["world_size"] = manifest.identity.world_size;
   root["device"] = manifest.device;
   root["model"] = manifest.identity.model;
