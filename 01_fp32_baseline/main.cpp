@@ -21,8 +21,12 @@ int main(int argc, char** argv) {
                                    experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
+    TrainingState state(model.layout());               // what a checkpoint holds (--checkpoint-dir, --resume):
+    state.add("weights", model.parameters());          //   the fp32 weights,
+    state.add_optimizer("adamw", training.optimizer);  //   AdamW's moments and step count
+    experiment.resume(state);                          // --resume: all of it from the newest checkpoint
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);
       const Stopwatch stopwatch;
 

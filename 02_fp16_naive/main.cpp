@@ -24,9 +24,13 @@ int main(int argc, char** argv) {
                                    experiment.device());
     GPT& model = training.model;
     experiment.initialize(model);
+    TrainingState state(model.layout());               // what a checkpoint holds (--checkpoint-dir, --resume):
+    state.add("weights", model.parameters());          //   the fp16 weights,
+    state.add_optimizer("adamw", training.optimizer);  //   AdamW's fp16 moments and step count
+    experiment.resume(state);                          // --resume: all of it from the newest checkpoint
     UpdateDiagnostics diagnostics(model.layout(), model.parameters());
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);
       const Stopwatch stopwatch;
 

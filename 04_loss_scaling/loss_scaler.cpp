@@ -77,4 +77,19 @@ void DynamicLossScaler::update(bool found_inf) {
   growth_tracker_ = 0;
 }
 
+void DynamicLossScaler::add_to(TrainingState& state) {
+  state.add_number(
+      "loss_scaler.scale", [this] { return scale_; },
+      [this](double scale) {
+        LADDER_CHECK(std::isfinite(scale) && scale > 0, "checkpoint: loss scale ", scale, " is not a finite number > 0");
+        scale_ = scale;
+      });
+  state.add_integer(
+      "loss_scaler.growth_tracker", [this] { return growth_tracker_; },
+      [this](std::int64_t steps) { growth_tracker_ = steps; });
+  state.add_integer(
+      "loss_scaler.skipped_steps", [this] { return skipped_steps_; },
+      [this](std::int64_t steps) { skipped_steps_ = steps; });
+}
+
 }  // namespace ladder::stage04

@@ -7,6 +7,7 @@
 
 #include "03_master_weights/master_weights.hpp"
 #include "common/tensor.hpp"
+#include "common/train/training_state.hpp"
 
 namespace CLI {
 class App;
@@ -60,6 +61,10 @@ class DynamicLossScaler {
   std::int64_t skipped_steps() const { return skipped_steps_; }
   /// The settings.
   const LossScalerConfig& config() const { return config_; }
+  /// Adds what the scaler carries between steps to a checkpoint's state: "loss_scaler.scale", ".growth_tracker"
+  /// and ".skipped_steps". A resumed run must continue the schedule where it was, or its first steps would start
+  /// again from --loss-scale and differ from the run that never stopped. The settings are flags, checked on resume.
+  void add_to(TrainingState& state);
 
  private:
   LossScalerConfig config_;

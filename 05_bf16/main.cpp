@@ -29,9 +29,14 @@ int main(int argc, char** argv) {
     GPT& model = training.model;
     experiment.initialize(model);
     training.master.copy_from(model);            // 1. fp32 master weights from the bf16 model's
+    TrainingState state(model.layout());                     // what a checkpoint holds (--checkpoint-dir, --resume):
+    state.add("weights", model.parameters());                //   the bf16 weights,
+    state.add("master_weights", training.master.weights());  //   the fp32 master weights,
+    state.add_optimizer("adamw", training.optimizer);        //   AdamW's moments and step count
+    experiment.resume(state);                                // --resume: all of it from the newest checkpoint
     UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);
       const Stopwatch stopwatch;
 

@@ -35,12 +35,18 @@ int main(int argc, char** argv) {
     experiment.initialize(model);
     comm.broadcast(model.parameters(), 0);
     training.master.copy_from(model);            // 1. fp32 master weights from rank 0's bf16 weights
+    // What a checkpoint holds: stage 05's state, the same on every replica, so rank 0 alone writes it.
+    TrainingState state(model.layout());
+    state.add("weights", model.parameters());
+    state.add("master_weights", training.master.weights());
+    state.add_optimizer("adamw", training.optimizer);
+    experiment.resume(state, comm);              // --resume: every rank reads it back from rank 0's file
     UpdateDiagnostics diagnostics(model.layout(), training.master.weights());
     stage06::GradientBuckets buckets(model, comm, ddp);
     model.set_hooks(&buckets);
     experiment.log().info("06_ddp | " + buckets.describe());
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);  // this rank's rows of the global batch
       const Stopwatch stopwatch;
       comm.stats().reset();

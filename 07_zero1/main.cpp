@@ -37,13 +37,18 @@ int main(int argc, char** argv) {
     const ShardLayout shard(model.layout(), comm.rank(), comm.world_size());
     stage07::ShardedOptimizer optimizer(shard, experiment.adamw_config(), experiment.device());
     optimizer.copy_from_whole(model.parameters());  // 1. fp32 master weights and moments: this rank's shard only
+    TrainingState state(model.layout());                      // what a checkpoint holds (--checkpoint-dir, --resume):
+    state.add("weights", model.parameters());                 //   the bf16 weights, whole on every rank: rank 0's,
+    state.add_shard("master_weights", optimizer.master());    //   and each rank's own master shard
+    state.add_optimizer_shard("adamw", optimizer.adamw());    //   and moment shard, in a file per rank
+    experiment.resume(state, comm);
     stage07::ReduceScatterBuckets gradients(model, comm, shard, settings);
     stage07::WeightAllGather weights(model, comm, shard, gradients.buckets());
     model.set_hooks(&gradients);
     experiment.log().info("07_zero1 | " + gradients.describe() + "; weights all-gathered in " +
                           dtype_name(model.dtype()));
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);  // this rank's rows of the global batch
       const Stopwatch stopwatch;
       comm.stats().reset();

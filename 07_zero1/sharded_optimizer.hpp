@@ -43,6 +43,8 @@ class ShardedOptimizer {
   const ShardLayout& shard() const { return shard_; }
   /// The AdamW over the shard (its moments and step count).
   const AdamW& adamw() const { return optimizer_; }
+  /// The same, for a checkpoint to restore.
+  AdamW& adamw() { return optimizer_; }
 
  private:
   ShardLayout shard_;

@@ -38,13 +38,18 @@ int main(int argc, char** argv) {
                                   [&](int unit) { units.keep_after_initialization(unit); });    //    a time, sharded
     stage07::ShardedOptimizer optimizer(shard, experiment.adamw_config(), experiment.device());
     optimizer.copy_from_shard(units.weight_shard());  // 1. fp32 master weights and moments: this rank's shard only
+    TrainingState state(model.layout());                      // what a checkpoint holds: this rank's shard of all:
+    state.add_shard("weights", units.weight_shard());         //   bf16 weights,
+    state.add_shard("master_weights", optimizer.master());    //   fp32 master weights,
+    state.add_optimizer_shard("adamw", optimizer.adamw());    //   moments; every rank writes its own file
+    experiment.resume(state, comm);
     model.set_hooks(&units);
     experiment.log().info("09_fsdp | " + settings.describe_policy(model.dtype()));
     experiment.log().info("09_fsdp | " + units.describe());
     stage09::TimelineRecorder timeline(units.schedule(), settings.timeline_path, settings.timeline_step,
                                        comm.rank() == 0);  // --timeline: one step's gathers, computes and frees
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);  // this rank's rows of the global batch
       const Stopwatch stopwatch;
       comm.stats().reset();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -70,6 +71,12 @@ TEST(Stage02Cli, ARunThatTurnsToNaNFinishesReportsItAndExitsZero) {
     if (step.at("loss").is_null()) saw_null_loss = true;
   }
   EXPECT_TRUE(saw_null_loss);
+}
+
+// The fp16 weights and fp16 moments come back with every bit, so the run continues as if it had never stopped.
+TEST(Stage02Cli, StoppedAndResumedRunHasTheBitsOfAStraightRun) {
+  const auto split = resume_checks::expect_resumed_run_equals_straight_run(kStage);
+  for (const auto& tensor : split.manifest.at("tensors")) EXPECT_EQ(tensor.at("dtype"), "F16") << tensor.dump();
 }
 
 }  // namespace

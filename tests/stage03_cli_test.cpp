@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/train/safetensors.hpp"
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -62,6 +63,17 @@ TEST(Stage03Cli, TheCheckpointHoldsTheFp16ModelAndLoadsBack) {
   const CommandResult loaded = run_command(kStage + kQuick + " --steps 2 --load " + checkpoint);
   ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
   EXPECT_NE(loaded.output.find("weights loaded from"), std::string::npos) << loaded.output;
+}
+
+// The fp32 master weights are part of the state: without them a resume would restart from the rounded fp16 copy.
+TEST(Stage03Cli, StoppedAndResumedRunHasTheBitsOfAStraightRun) {
+  const auto split = resume_checks::expect_resumed_run_equals_straight_run(kStage);
+  std::vector<std::string> tensors;
+  for (const auto& tensor : split.manifest.at("tensors")) {
+    tensors.push_back(tensor.at("name").get<std::string>() + ":" + tensor.at("dtype").get<std::string>());
+  }
+  EXPECT_EQ(tensors, (std::vector<std::string>{"weights:F16", "master_weights:F32", "adamw.first_moment:F32",
+                                               "adamw.second_moment:F32"}));
 }
 
 }  // namespace

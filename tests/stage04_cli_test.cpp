@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -129,6 +131,26 @@ TEST(Stage04Cli, WithTheScaleFixedAtOneItTrainsExactlyAsStage03) {
     EXPECT_EQ(with_scaler[i].at("grad_norm").get<double>(), without[i].at("grad_norm").get<double>()) << "step " << i + 1;
     EXPECT_EQ(with_scaler[i].at("skipped_steps").get<double>(), 0.0);
   }
+}
+
+// A run whose scale backed off at a skipped step (step 1: 1e9 overflows, then 1000) and grew twice (every 4 clean
+// steps) before the checkpoint: the scale, the growth tracker (1 clean step since the last growth), the skipped-step
+// count and AdamW's step count (9 updates in 10 steps) must all come back, or the steps after it differ.
+TEST(Stage04Cli, StoppedAndResumedRunHasTheBitsOfAStraightRunAcrossScaleChanges) {
+  const auto split = resume_checks::expect_resumed_run_equals_straight_run(
+      kStage, " --loss-scale 1e9 --scale-backoff 1e-6 --scale-interval 4");
+  const auto& scalars = split.manifest.at("scalars");
+  EXPECT_EQ(scalars.at("loss_scaler.skipped_steps"), 1);
+  EXPECT_EQ(scalars.at("loss_scaler.scale"), 4000.0);
+  EXPECT_EQ(scalars.at("loss_scaler.growth_tracker"), 1);
+  EXPECT_EQ(scalars.at("adamw.step_count"), 9);
+  ASSERT_EQ(split.straight_records.size(), 24u);
+  EXPECT_EQ(split.straight_records[0].at("skipped_steps"), 1) << "the first step overflowed";
+  std::set<double> scales;
+  for (const auto& record : split.straight_records) {
+    if (record.at("type") == "step") scales.insert(record.at("loss_scale").get<double>());
+  }
+  EXPECT_GE(scales.size(), 3u) << "the scale moved before and after the checkpoint";
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -68,6 +69,27 @@ TEST(Stage05Cli, LossesFollowStage01WithinBf16Rounding) {
     EXPECT_NEAR(bf16[step], fp32[step], fp32[step] / 256) << "step " << step + 1;
   }
   EXPECT_NE(bf16, fp32) << "bf16 rounding must show somewhere in the losses";
+}
+
+TEST(Stage05Cli, StoppedAndResumedRunHasTheBitsOfAStraightRun) {
+  resume_checks::expect_resumed_run_equals_straight_run(kStage);
+}
+
+// A checkpoint resumes only where it was written: stage 04 refuses stage 05's by name, and even a manifest edited to
+// claim stage 03 is refused by the tensor whose type differs.
+TEST(Stage05Cli, ACheckpointOfAnotherStageOrTypeIsRefusedByWhatDiffers) {
+  TempFolder folder("ladder-stage05-resume-other-stage");
+  const std::string checkpoints = folder / "checkpoints";
+  const std::string flags = resume_checks::kResumeFlags;
+  ASSERT_EQ(run_command(kStage + flags + " --checkpoint-dir " + checkpoints + " --stop-at-step 10").exit_code, 0);
+  expect_refused(run_command(std::string(LADDER_STAGE04_BINARY) + flags + " --resume " + checkpoints),
+                 "was written by stage 05_bf16, not 04_loss_scaling");
+  const std::string manifest = checkpoints + "/step-00000010/manifest.json";
+  std::string text = testing_support::read_file(manifest);
+  text.replace(text.find("05_bf16"), 7, "03_master_weights");
+  testing_support::write_file(manifest, text);
+  expect_refused(run_command(std::string(LADDER_STAGE03_BINARY) + flags + " --resume " + checkpoints),
+                 "tensor 'weights' is BF16 there and F16 in this run");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -55,6 +56,19 @@ TEST(Stage06Cli, DataParallelFlagsAreListedAndChecked) {
     EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
   }
   expect_refused(run_command(kStage + kQuick + " --reduce-dtype fp16"), "fp16");
+}
+
+// The replicas are equal, so rank 0 alone writes the state, and every rank reads it back.
+#ifdef LADDER_MPIEXEC
+TEST(Stage06Cli, StoppedAndResumedRunHasTheBitsOfAStraightRunAtTwoRanks) {
+  const auto split = resume_checks::expect_resumed_run_equals_straight_run(kLaunch + kStage);
+  EXPECT_EQ(split.manifest.at("world_size"), 2);
+  EXPECT_EQ(split.manifest.at("files").size(), 1u) << "rank 0 writes the replicated state alone";
+}
+#endif
+
+TEST(Stage06Cli, StoppedAndResumedRunHasTheBitsOfAStraightRunAlone) {
+  resume_checks::expect_resumed_run_equals_straight_run(kStage);
 }
 
 }  // namespace

@@ -192,7 +192,7 @@ TEST(TrainOptions, UnknownModelListsTheChoices) {
 }
 
 TEST(TrainOptions, UnknownDeviceListsTheChoices) {
-  EXPECT_EQ(error_of({"--device", "gpu"}), "--device gpu: expected auto, cpu or cuda");
+  EXPECT_EQ(error_of({"--device", "gpu"}), "--device gpu: expected auto, cpu, cuda or meta");
 }
 
 TEST(TrainOptions, DeviceTakesCudaAndTf32) {

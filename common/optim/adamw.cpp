@@ -20,6 +20,11 @@ AdamW::AdamW(const ShardLayout& shard, const AdamWConfig& config, DType state_dt
       first_moment_(view_of(first_moment_storage_, state_dtype)),
       second_moment_(view_of(second_moment_storage_, state_dtype)) {}
 
+void AdamW::set_step_count(std::int64_t steps) {
+  LADDER_CHECK(steps >= 0, "AdamW: a step count of ", steps, " is negative");
+  step_count_ = steps;
+}
+
 double clip_coefficient(double gradient_norm, double max_norm) {
   if (max_norm <= 0) return 1.0;
   return std::min(1.0, max_norm / (gradient_norm + 1e-6));

@@ -45,6 +45,8 @@ class AdamW {
   std::int64_t size() const { return size_; }
   /// Steps taken so far (bias correction uses it).
   std::int64_t step_count() const { return step_count_; }
+  /// Sets the steps taken so far: a run restored from a checkpoint continues its bias correction from there.
+  void set_step_count(std::int64_t steps);
   /// The first moments, in the parameters' layout.
   Tensor first_moment() const { return first_moment_; }
   /// The second moments, in the parameters' layout.

@@ -1,14 +1,18 @@
 #include "common/train/experiment.hpp"
 
 #include <algorithm>
+#include <iomanip>
 #include <sstream>
 
+#include "common/comm/local_communicator.hpp"
 #include "common/error.hpp"
 #include "common/model/generate.hpp"
 #include "common/ops/device_dispatch.hpp"
 #include "common/ops/ops.hpp"
 #include "common/train/evaluation.hpp"
+#include "common/train/metrics_continuation.hpp"
 #include "common/train/model_checkpoint.hpp"
+#include "common/train/run_checkpoints.hpp"
 
 namespace ladder {
 
@@ -43,6 +47,8 @@ Device resolve_device(const TrainOptions& options) {
     LADDER_CHECK(!options.tf32, "--tf32 applies to GPU GEMMs, but --device is meta");
     LADDER_CHECK(options.checkpoint_out.empty(), "--save ", options.checkpoint_out,
                  ": the meta device holds no values to save (it only accounts memory)");
+    LADDER_CHECK(options.checkpoint_dir.empty() && options.resume_dir.empty(),
+                 "--checkpoint-dir and --resume: the meta device holds no training state (it only accounts memory)");
     return Device::Meta;
   }
   const bool gpu_visible = cuda_device_available();
@@ -81,9 +87,12 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   data_ = make_data_source(with_rank(options_.data, rank), slice, options_.seed);
   model_config_ = resolve_config(options_, data_->vocab_size());
   schedule_ = {options_.learning_rate, options_.min_learning_rate_ratio, options_.warmup_steps, options_.steps};
-  // Rank 0 speaks for the job: it alone prints and writes the metrics file.
+  checkpoints_ = std::make_unique<RunCheckpoints>(options_, run_identity(options_, model_config_, world), device_);
+  // Rank 0 speaks for the job: it alone prints and writes the metrics file (continued, when resuming).
+  const bool continue_metrics =
+      rank == 0 && checkpoints_->resuming() && continue_metrics_after(options_.metrics_path, first_step());
   log_ = std::make_unique<TrainingLog>(options_.stage, options_.steps, options_.log_every,
-                                       rank == 0 ? options_.metrics_path : std::string(), rank == 0);
+                                       rank == 0 ? options_.metrics_path : std::string(), rank == 0, continue_metrics);
   log_->info(options_.stage + " | model " + model_config_.describe());
   log_->info(options_.stage + " | data " + data_->describe());
   std::ostringstream line;
@@ -91,7 +100,30 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
        << (device_ == Device::Meta ? " (a plan: memory accounted, no arithmetic)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
+  if (checkpoints_->resuming()) log_->info(options_.stage + " | " + checkpoints_->describe_resume());
 }
+
+Experiment::~Experiment() = default;
+
+void Experiment::resume(TrainingState& state, Communicator& communicator) {
+  const Stopwatch stopwatch;
+  checkpoints_->attach(state, communicator);
+  if (!checkpoints_->resuming()) return;
+  std::ostringstream line;
+  line << options_.stage << " | training state restored in " << std::fixed << std::setprecision(2)
+       << stopwatch.seconds() << "s";
+  log_->info(line.str());
+}
+
+void Experiment::resume(TrainingState& state) {
+  LADDER_CHECK(world_ == 1, "Experiment::resume: a run of ", world_, " ranks must pass its communicator");
+  own_communicator_ = std::make_unique<LocalCommunicator>();
+  resume(state, *own_communicator_);
+}
+
+std::int64_t Experiment::first_step() const { return checkpoints_->first_step(); }
+
+std::int64_t Experiment::end_step() const { return checkpoints_->end_step(); }
 
 AdamWConfig Experiment::adamw_config() const {
   return {options_.beta1, options_.beta2, options_.epsilon, options_.weight_decay, options_.gradient_clip};
@@ -130,6 +162,7 @@ void Experiment::record_step(GPT& model, std::int64_t step, double loss, double 
   const std::int64_t done = step + 1;
   const bool due = options_.eval_every > 0 && done % options_.eval_every == 0 && done < options_.steps;
   if (due && device_ != Device::Meta) evaluate(model, done);  // a plan has no values to evaluate
+  checkpoints_->after_step(done, *log_);
 }
 
 void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
@@ -143,8 +176,16 @@ void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
 }
 
 void Experiment::finish(GPT& model) {
-  if (device_ == Device::Meta) {
-    log_->info(options_.stage + " | meta device: memory planned, no arithmetic done, so nothing to evaluate");
+  const bool planned = device_ == Device::Meta;
+  if (planned || end_step() < options_.steps) {
+    if (planned) {
+      log_->info(options_.stage + " | meta device: memory planned, no arithmetic done, so nothing to evaluate");
+    } else {
+      // Stopped like a job at its time limit: the end of the run (final evaluation, samples, --save) is to come.
+      log_->info(options_.stage + " | stopped after step " + std::to_string(end_step()) + " of " +
+                 std::to_string(options_.steps) + "; continue with the same flags and --resume " +
+                 options_.checkpoint_dir);
+    }
     log_->log_summary();
     log_->log_memory(memory_accountant(), device_, model.layout().parameter_count());
     return;

@@ -10,14 +10,18 @@
 #include <utility>
 #include <vector>
 
+#include "common/comm/communicator.hpp"
 #include "common/data/data_source.hpp"
 #include "common/model/gpt.hpp"
 #include "common/optim/adamw.hpp"
 #include "common/optim/learning_rate.hpp"
 #include "common/train/options.hpp"
 #include "common/train/training_log.hpp"
+#include "common/train/training_state.hpp"
 
 namespace ladder {
+
+class RunCheckpoints;
 
 /// Wall time of one step, started at construction.
 class Stopwatch {
@@ -37,6 +41,7 @@ class Experiment {
  public:
   /// Builds the data source (this rank's slice) and the model config from options; prints the run's header.
   explicit Experiment(TrainOptions options, int rank = 0, int world = 1);
+  ~Experiment();
 
   /// The parsed options.
   const TrainOptions& options() const { return options_; }
@@ -59,12 +64,23 @@ class Experiment {
   /// storage for the unit's weights, which are then set from the seed or --load, and `keep(unit)` takes the stage's
   /// share of them before the storage goes back. Units are done in order, so every rank makes the same calls.
   void initialize_by_unit(GPT& model, const std::function<void(int)>& lend, const std::function<void(int)>& keep) const;
+  /// Takes the stage's training state, for the checkpoints record_step writes (--checkpoint-dir), and under --resume
+  /// overwrites it with the newest checkpoint's. Call once every object of the state exists, before the first step.
+  /// Stages with several ranks pass their communicator: every rank calls it.
+  void resume(TrainingState& state, Communicator& communicator);
+  /// The same for a stage of one process.
+  void resume(TrainingState& state);
+  /// The 0-based step the training loop starts at: the resumed checkpoint's step count, else 0.
+  std::int64_t first_step() const;
+  /// The step the training loop ends before: --stop-at-step, else --steps.
+  std::int64_t end_step() const;
   /// Records one finished step (0-based `step`) and evaluates when due. `extras` are stage-specific numbers for the
-  /// console line and the metrics file; `records` go to the metrics file only.
+  /// console line and the metrics file; `records` go to the metrics file only. Writes a checkpoint when one is due.
   void record_step(GPT& model, std::int64_t step, double loss, double learning_rate, double gradient_norm,
                    double step_seconds, std::vector<std::pair<std::string, double>> extras = {},
                    std::vector<std::pair<std::string, double>> records = {});
-  /// Final evaluation, sample answers, checkpoint (--save) and the memory table.
+  /// Final evaluation, sample answers, checkpoint (--save) and the memory table; a run stopped by --stop-at-step
+  /// says how to resume it and leaves the final evaluation, samples and --save to the run that reaches the end.
   void finish(GPT& model);
   /// The log, for stages that print more.
   TrainingLog& log() { return *log_; }
@@ -85,6 +101,8 @@ class Experiment {
   std::unique_ptr<TrainingLog> log_;
   EvalMetrics last_eval_;
   std::int64_t last_eval_step_ = -1;
+  std::unique_ptr<RunCheckpoints> checkpoints_;
+  std::unique_ptr<Communicator> own_communicator_;  // the one-rank communicator of resume(state)
 };
 
 }  // namespace ladder

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/train/atomic_file.hpp"
+#include "common/train/checkpoint_options.hpp"
 
 namespace ladder {
 namespace {
@@ -74,6 +76,7 @@ void validate(const TrainOptions& options) {
   require_writable_location("--metrics", options.metrics_path);
 
   require_writable_location("--save", options.checkpoint_out);
+  if (!options.checkpoint_out.empty()) require_replaceable_file(options.checkpoint_out, "--save");
   if (!options.init_from.empty()) {
     LADDER_CHECK(std::filesystem::exists(options.init_from), "--load ", options.init_from,
                  ": the file does not exist");
@@ -179,6 +182,8 @@ TrainOptions parse_options(int argc, char** argv, const std::string& stage, cons
   app.add_option("--prompt", options.prompt, "Text to continue when sampling")
       ->group("Checkpoints and sampling");
 
+  add_checkpoint_flags(app, options);
+
   app.add_option("--device", options.device,
                  "Where to run: auto (cuda where a GPU is visible), cpu, cuda, or meta (plan memory: no arithmetic)")
       ->group("Execution");
@@ -196,6 +201,8 @@ TrainOptions parse_options(int argc, char** argv, const std::string& stage, cons
     throw LadderError(std::string(error.what()) + " (run with --help for the list of flags)");
   }
   validate(options);
+  validate_checkpoint_options(options);
+  options.flag_values = flag_values_of(app);
   return options;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace CLI {
@@ -48,6 +49,15 @@ struct TrainOptions {
   int sample_count = 4;               ///< --samples: problems (or text samples) to show at the end
   int sample_tokens = 64;             ///< --sample-tokens: tokens to generate per text sample
   std::string prompt;                 ///< --prompt: text to continue when sampling
+  // Checkpoints of the whole training state (stopping and resuming)
+  std::string checkpoint_dir;         ///< --checkpoint-dir: where the training state is written (--resume's, if not given)
+  std::int64_t checkpoint_every = 0;  ///< --checkpoint-every: a checkpoint every K steps (0: only at the end or the stop)
+  int keep_checkpoints = 2;           ///< --keep: how many of the newest checkpoints stay in the folder
+  std::int64_t stop_at_step = 0;      ///< --stop-at-step: end after this step of the --steps schedule (0: at the end)
+  std::string resume_dir;             ///< --resume: continue from the newest complete checkpoint in this folder
+  std::int64_t debug_pause_checkpoint = 0;  ///< --debug-pause-checkpoint: stall halfway through writing this step's
+                                            ///< checkpoint, so a test can kill the run mid-write (0: never)
+  std::map<std::string, std::string> flag_values;  ///< every flag's value, given or default ("--lr" -> "0.001")
   // Execution
   std::string device = "auto";        ///< --device: auto (cuda where a GPU is visible, else cpu) | cpu | cuda | meta
   bool tf32 = false;                  ///< --tf32: let fp32 GEMMs on the GPU use TF32 tensor cores

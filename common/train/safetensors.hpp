@@ -28,6 +28,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 /// unit at a time): the header first, from the tensors' names, types and shapes (their data pointers are not used),
 /// then each tensor's bytes in order, all into a temporary file beside `path` that commit() flushes and renames into
 /// place. Destroyed before commit() (an error on the way), it removes the temporary file: nothing half-written stays.
+/// A `path` that exists and is not a regular file (a device such as /dev/full, a pipe, a folder) is refused, never
+/// renamed over.
 class SafetensorsWriter {
  public:
   /// Checks the names, types and shapes and writes the header; throws LadderError naming the defect.
@@ -38,6 +40,9 @@ class SafetensorsWriter {
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
   /// Writes the next tensor's bytes (its whole size, from host memory).
   void write_next(const void* data);
+  /// Writes the next `bytes` of the current tensor (from host memory); the tensor is done once all its bytes are
+  /// given, so a tensor larger than any staging buffer is written in pieces.
+  void write_part(const void* data, std::uint64_t bytes);
   /// Flushes to disk and renames into place; throws if a tensor is missing or anything fails.
   void commit();
 
@@ -47,6 +52,7 @@ class SafetensorsWriter {
   std::string temporary_;
   std::vector<TensorToWrite> tensors_;
   std::size_t written_ = 0;  // tensors written so far
+  std::uint64_t written_part_ = 0;  // bytes of the current tensor written so far
   int descriptor_ = -1;
 };
 

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/dtype.hpp"
+#include "common/error.hpp"
 
 namespace ladder::safetensors_format {
 
@@ -25,5 +28,33 @@ std::optional<std::uint64_t> tensor_byte_count(const std::vector<std::int64_t>& 
 
 /// "[2, 3]": a shape as error messages show it.
 std::string shape_text(const std::vector<std::int64_t>& shape);
+
+/// The error for one defect of one file: "checkpoint 'a.safetensors': <defect>".
+template <class... Parts>
+LadderError defect(const std::string& path, const Parts&... parts) {
+  return LadderError(make_message("checkpoint '", path, "': ", parts...));
+}
+
+/// One tensor of a validated header: its type, its shape, and where its bytes lie in the data section.
+struct HeaderEntry {
+  std::string name;                 ///< the tensor's name
+  DType dtype = DType::F32;         ///< element type
+  std::vector<std::int64_t> shape;  ///< row-major shape
+  std::uint64_t begin = 0;          ///< first byte, counted from the start of the data section
+  std::uint64_t end = 0;            ///< one past the last byte
+};
+
+/// A safetensors file's header, validated: the tensors tile the data section exactly, in `entries` (sorted by
+/// offset), and the file has exactly the size the header implies.
+struct Header {
+  std::vector<HeaderEntry> entries;             ///< every tensor, in file order
+  std::map<std::string, std::string> metadata;  ///< the "__metadata__" strings
+  std::uint64_t data_start = 0;                 ///< file offset of the data section
+  std::uint64_t file_bytes = 0;                 ///< the file's size
+};
+
+/// Opens `path` into `file` and reads and validates its header (length, JSON, dtypes, shapes, offsets in bounds,
+/// contiguous and non-overlapping, file size exact); any defect throws LadderError naming the file and the defect.
+Header read_header(const std::string& path, std::ifstream& file);
 
 }  // namespace ladder::safetensors_format

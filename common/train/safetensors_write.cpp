@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "common/train/atomic_file.hpp"
 #include "common/train/safetensors.hpp"
 #include "common/train/safetensors_format.hpp"
 
@@ -54,30 +55,6 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
   return text;
 }
 
-/// write(2) may write less than asked; loop until all bytes are out or a real error occurs.
-bool write_all(int descriptor, const void* data, std::size_t size) {
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  while (size > 0) {
-    const ssize_t written = ::write(descriptor, bytes, size);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return false;
-    bytes += written;
-    size -= static_cast<std::size_t>(written);
-  }
-  return true;
-}
-
-/// After the rename, the folder entry itself must reach the disk, or a power cut could forget the new name.
-/// Failing here cannot corrupt anything (the file is complete either way), so it is best effort.
-void sync_folder_of(const std::string& path) {
-  std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  if (folder.empty()) folder = ".";
-  const int descriptor = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (descriptor < 0) return;
-  ::fsync(descriptor);
-  ::close(descriptor);
-}
-
 }  // namespace
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
@@ -85,6 +62,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
     : path_(path), temporary_(path + ".tmp." + std::to_string(::getpid())), tensors_(tensors) {
   // Everything that can be checked is checked before a byte is written, so a bad call touches no file.
   const std::string header = build_header(path, tensors, metadata, /*data_given=*/false);
+  require_replaceable_file(path, "checkpoint");
   // A crash or full disk mid-write must never leave a half checkpoint under the real name: write beside it,
   // then rename, which replaces the old file in one step on POSIX file systems.
   descriptor_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -111,13 +89,28 @@ void SafetensorsWriter::fail(const std::string& what) {
 }
 
 void SafetensorsWriter::write_next(const void* data) {
-  LADDER_CHECK(descriptor_ >= 0, "writing checkpoint '", path_, "': the file is already closed");
   LADDER_CHECK(written_ < tensors_.size(), "writing checkpoint '", path_, "': all ", tensors_.size(),
                " tensors are written already");
   const TensorToWrite& tensor = tensors_[written_];
   const std::uint64_t bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
   LADDER_CHECK(bytes == 0 || data != nullptr, "writing '", path_, "': tensor '", tensor.name, "' has no data");
-  if (!write_all(descriptor_, data, bytes)) fail("writing tensor '" + tensor.name + "'");
+  LADDER_CHECK(written_part_ == 0, "writing checkpoint '", path_, "': tensor '", tensor.name,
+               "' was begun in parts; finish it with write_part");
+  write_part(data, bytes);
+}
+
+void SafetensorsWriter::write_part(const void* data, std::uint64_t bytes) {
+  LADDER_CHECK(descriptor_ >= 0, "writing checkpoint '", path_, "': the file is already closed");
+  LADDER_CHECK(written_ < tensors_.size(), "writing checkpoint '", path_, "': all ", tensors_.size(),
+               " tensors are written already");
+  const TensorToWrite& tensor = tensors_[written_];
+  const std::uint64_t tensor_bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
+  LADDER_CHECK(written_part_ + bytes <= tensor_bytes, "writing checkpoint '", path_, "': ", written_part_ + bytes,
+               " bytes given for tensor '", tensor.name, "', which has ", tensor_bytes);
+  if (bytes > 0 && !write_all(descriptor_, data, bytes)) fail("writing tensor '" + tensor.name + "'");
+  written_part_ += bytes;
+  if (written_part_ < tensor_bytes) return;
+  written_part_ = 0;
   ++written_;
 }
 
@@ -131,6 +124,11 @@ void SafetensorsWriter::commit() {
     const int error = errno;
     ::unlink(temporary_.c_str());
     throw LadderError(make_message("cannot write checkpoint '", path_, "': closing failed: ", std::strerror(error)));
+  }
+  // Checked again at the last moment: the target may have appeared since the writer was made.
+  if (const std::string kind = file_kind(path_); !kind.empty() && kind != "a regular file") {
+    ::unlink(temporary_.c_str());
+    require_replaceable_file(path_, "checkpoint");
   }
   if (std::rename(temporary_.c_str(), path_.c_str()) != 0) {
     const int error = errno;

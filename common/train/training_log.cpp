@@ -66,12 +66,12 @@ void write_json_line(std::ofstream& file, const nlohmann::json& object) {
 }  // namespace
 
 TrainingLog::TrainingLog(std::string stage, std::int64_t total_steps, std::int64_t log_every,
-                         const std::string& metrics_path, bool printing)
+                         const std::string& metrics_path, bool printing, bool append)
     : stage_(std::move(stage)), total_steps_(total_steps), log_every_(log_every), printing_(printing) {
   LADDER_CHECK(total_steps_ >= 1, "TrainingLog: total steps ", total_steps_, " must be >= 1");
   LADDER_CHECK(log_every_ >= 1, "TrainingLog: log_every ", log_every_, " must be >= 1");
   if (!metrics_path.empty()) {
-    metrics_.open(metrics_path, std::ios::out | std::ios::trunc);
+    metrics_.open(metrics_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
     LADDER_CHECK(metrics_.is_open(), "cannot create the metrics file '", metrics_path, "': ", std::strerror(errno));
   }
 }
@@ -102,7 +102,8 @@ void TrainingLog::log_step(const StepMetrics& metrics) {
   }
   write_json_line(metrics_, object);
 
-  const bool due = metrics.step == 1 || metrics.step % log_every_ == 0 || metrics.step >= total_steps_;
+  // The first step of this process is shown too: a resumed run says at once where it continues.
+  const bool due = steps_logged_ == 1 || metrics.step % log_every_ == 0 || metrics.step >= total_steps_;
   if (!due) return;
 
   // The rate covers only the steps since the last printed line, so a slowdown shows up at once.
@@ -111,7 +112,7 @@ void TrainingLog::log_step(const StepMetrics& metrics) {
   window_tokens_ = 0;
   if (!printing_) return;
 
-  const double mean_step_seconds = metrics.step > 0 ? total_seconds_ / static_cast<double>(metrics.step) : 0.0;
+  const double mean_step_seconds = total_seconds_ / static_cast<double>(steps_logged_);
   const std::int64_t remaining_steps = metrics.step < total_steps_ ? total_steps_ - metrics.step : 0;
   std::string line = stage_ + " | step " +
                      format("%*lld", decimal_digits(total_steps_), static_cast<long long>(metrics.step)) + "/" +
@@ -166,6 +167,20 @@ void TrainingLog::log_summary() {
                              {"steps", steps_logged_},
                              {"tokens_per_second", mean_tokens_per_second()},
                              {"train_seconds", total_seconds_}});
+}
+
+void TrainingLog::log_checkpoint(std::int64_t step, const std::string& path, double seconds, std::uint64_t bytes,
+                                 int files) {
+  write_json_line(metrics_, {{"type", "checkpoint"},
+                             {"stage", stage_},
+                             {"step", step},
+                             {"path", path},
+                             {"seconds", seconds},
+                             {"bytes", bytes},
+                             {"files", files}});
+  info(stage_ + " | checkpoint after step " + std::to_string(step) + " written to " + path + " in " +
+       (seconds < 10 ? format("%.2fs", seconds) : format_duration(seconds, true)) + " (" + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
+       format("%.1f MiB", static_cast<double>(bytes) / (1 << 20)) + ")");
 }
 
 void TrainingLog::info(const std::string& line) {

@@ -36,10 +36,11 @@ struct EvalMetrics {
 /// `log_every` steps (and the first and last), and every step and evaluation as one JSON object per line.
 class TrainingLog {
  public:
-  /// `metrics_path` empty: no JSONL. `printing` false silences the console (non-zero ranks).
+  /// `metrics_path` empty: no JSONL. `printing` false silences the console (non-zero ranks). `append` continues
+  /// an existing metrics file (a resumed run) instead of starting it anew.
   /// Throws LadderError naming the path when the metrics file cannot be created.
   TrainingLog(std::string stage, std::int64_t total_steps, std::int64_t log_every, const std::string& metrics_path,
-              bool printing = true);
+              bool printing = true, bool append = false);
   /// Records one step; prints the step line when due.
   void log_step(const StepMetrics& metrics);
   /// Records and prints one held-out evaluation.
@@ -48,6 +49,9 @@ class TrainingLog {
   void log_memory(const MemoryAccountant& accountant, Device device, std::int64_t parameter_count);
   /// Records the run's totals: {"type":"summary", "steps", "tokens_per_second" (mean), "train_seconds"}.
   void log_summary();
+  /// Records a checkpoint written after step `step`: "checkpoint after step 10 written to DIR in 0.12s (2 files,
+  /// 1.2 MiB)", and {"type":"checkpoint", "step", "path", "seconds", "bytes", "files"}.
+  void log_checkpoint(std::int64_t step, const std::string& path, double seconds, std::uint64_t bytes, int files);
   /// Prints a free-form line (console only).
   void info(const std::string& line);
   /// Mean tokens per second over all steps logged so far (0 before the first).
