@@ -11,15 +11,12 @@ namespace ladder::ops::cpu {
 namespace {
 
 // Gradients and moments are converted a chunk at a time: one dtype switch per chunk, none per element.
-constexpr std::int64_t kChunk = 512;
-
 // values[i] = element start + i of a span of any float dtype, converted exactly to Compute.
 template <class Compute>
 void load_chunk(const void* data, DType dtype, std::int64_t start, std::int64_t count, Compute* values) {
   visit_float_dtype(dtype, "adamw_update", [&](auto element) {
     using S = decltype(element);
-    const S* source = static_cast<const S*>(data) + start;
-    for (std::int64_t i = 0; i < count; ++i) values[i] = convert_element<Compute>(source[i]);
+    convert_span(static_cast<const S*>(data) + start, values, count);
   });
 }
 
@@ -28,8 +25,7 @@ template <class Compute>
 void store_chunk(void* data, DType dtype, std::int64_t start, std::int64_t count, const Compute* values) {
   visit_float_dtype(dtype, "adamw_update", [&](auto element) {
     using S = decltype(element);
-    S* destination = static_cast<S*>(data) + start;
-    for (std::int64_t i = 0; i < count; ++i) destination[i] = convert_element<S>(values[i]);
+    convert_span(values, static_cast<S*>(data) + start, count);
   });
 }
 
@@ -53,27 +49,29 @@ void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_m
   const auto epsilon = static_cast<Compute>(hyper.epsilon);
   const auto gradient_scale = static_cast<Compute>(hyper.gradient_scale);
 
-  Compute gradient[kChunk];
-  Compute m[kChunk];
-  Compute v[kChunk];
-  for (std::int64_t start = 0; start < count; start += kChunk) {
-    const std::int64_t chunk = std::min(kChunk, count - start);
+  // Every parameter's update reads and writes only its own four values: chunks can go to any thread.
+  parallel_chunks(count, [&](std::int64_t start, std::int64_t chunk) {
+    Compute gradient[kChunkSize];
+    Compute m[kChunkSize];
+    Compute v[kChunkSize];
     load_chunk(grads, grads_dtype, start, chunk, gradient);
     load_chunk(first_moment, first_moment_dtype, start, chunk, m);
     load_chunk(second_moment, second_moment_dtype, start, chunk, v);
+    const ComputeTarget<P> updated(params + start, chunk, /*keep_contents=*/true);
     for (std::int64_t i = 0; i < chunk; ++i) {
       const Compute g = gradient[i] * gradient_scale;
-      Compute p = load<P>(params[start + i]);
+      Compute p = updated[i];
       if (decays) p *= decay_factor;
       m[i] = beta1 * m[i] + one_minus_beta1 * g;
       v[i] = beta2 * v[i] + one_minus_beta2 * g * g;
       const Compute denominator = std::sqrt(v[i]) / bias_correction2_sqrt + epsilon;
       p -= step_size * (m[i] / denominator);
-      params[start + i] = store<P>(p);
+      updated[i] = p;
     }
+    updated.store();
     store_chunk(first_moment, first_moment_dtype, start, chunk, m);
     store_chunk(second_moment, second_moment_dtype, start, chunk, v);
-  }
+  });
 }
 
 #define LADDER_INSTANTIATE_ADAMW(P) \
