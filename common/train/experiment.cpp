@@ -84,6 +84,7 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
   line << options_.stage << " | device " << device_name(device_) << (options_.tf32 ? " (TF32 GEMMs)" : "") << ", batch " << options_.batch_size * world << "x" << sequence_length_ << " tokens, "
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
+  if (device_ == Device::CPU) log_->info(options_.stage + " | cpu gemm: " + ops::cpu_gemm_description());
 }
 
 AdamWConfig Experiment::adamw_config() const {
