@@ -24,7 +24,7 @@ void attention_forward(S* out, S* att, const S* qkv, std::int64_t B, std::int64_
   const std::int64_t sequence_room = kIsReducedPrecision<S> ? T * row_stride : 0;
   const std::int64_t room_per_thread = sequence_room + T + head_size;
   const Scratch<Compute> scratch(worker_threads() * room_per_thread);
-  parallel_rows(B, T * row_stride, [&](std::int64_t b, int slot) {
+  parallel_rows(B, T * row_stride, [&, score_scale](std::int64_t b, int slot) {
     Compute* const room = scratch.data() + slot * room_per_thread;
     const Compute* x = compute_values_in(qkv + b * T * row_stride, room, T * row_stride);
     Compute* const probabilities = room + sequence_room;
@@ -75,7 +75,8 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att, std:
   const std::int64_t sequence_room = kIsReducedPrecision<S> ? T * (2 * row_stride + C) : 0;
   const std::int64_t room_per_thread = sequence_room + 2 * T;
   const Scratch<Compute> scratch(worker_threads() * room_per_thread);
-  parallel_rows(B, T * row_stride, [&](std::int64_t b, int slot) {
+  // score_scale by value: through a reference it would be reloaded after every store to dx.
+  parallel_rows(B, T * row_stride, [&, score_scale](std::int64_t b, int slot) {
     Compute* const room = scratch.data() + slot * room_per_thread;
     const Compute* x = compute_values_in(qkv + b * T * row_stride, room, T * row_stride);
     const Compute* const dout_values = compute_values_in(dout + b * T * C, room + T * row_stride, T * C);

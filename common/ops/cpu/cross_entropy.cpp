@@ -66,7 +66,8 @@ void softmax_cross_entropy_backward(S* dlogits, const S* logits, const std::int3
   check_targets(targets, N, V);
   const auto row_dloss = static_cast<Compute>(dloss);
   const auto rooms = row_room_per_thread<S>(V);
-  parallel_rows(N, V, [&](std::int64_t n, int slot) {
+  // row_dloss by value: through a reference it would be reloaded after every store to the gradient row.
+  parallel_rows(N, V, [&, row_dloss](std::int64_t n, int slot) {
     // dlogits may be the logits themselves: each element is read just before it is overwritten, and the
     // row statistics are complete before the first write.
     S* drow = dlogits + n * Vp;

@@ -47,9 +47,11 @@ void gelu_forward(S* out, const S* inp, std::int64_t count) {
 template <class S>
 void gelu_backward(S* dinp, const S* inp, const S* dout, std::int64_t count) {
   using Compute = ComputeType<S>;
-  const Compute sqrt_two_over_pi = static_cast<Compute>(kSqrtTwoOverPi);
-  const Compute cubic = static_cast<Compute>(kCubicCoefficient);
   parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
+    // Constants made here, not captured by reference: a float reached through a reference would be reloaded
+    // after every store through dx, which might alias it.
+    const Compute sqrt_two_over_pi = static_cast<Compute>(kSqrtTwoOverPi);
+    const Compute cubic = static_cast<Compute>(kCubicCoefficient);
     const ComputeView<S> inputs(inp + start, n), output_gradients(dout + start, n);
     const ComputeTarget<S> input_gradients(dinp + start, n, /*keep_contents=*/true);
     const Compute* x = inputs.data();

@@ -33,7 +33,8 @@ void residual_backward(S* da, S* db, const S* dout, std::int64_t count) {
 template <class S>
 void scale(S* values, double factor, std::int64_t count) {
   const auto compute_factor = static_cast<ComputeType<S>>(factor);
-  parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
+  // The factor by value: through a reference it would be reloaded after every store (it might alias values).
+  parallel_chunks(count, [&, compute_factor](std::int64_t start, std::int64_t n) {
     const ComputeTarget<S> scaled(values + start, n, /*keep_contents=*/true);
     for (std::int64_t i = 0; i < n; ++i) scaled[i] *= compute_factor;
     scaled.store();
