@@ -3,11 +3,15 @@
 // The counts are what the op must do at least (causal attention: only the products below the diagonal), so a
 // faster implementation shows up as a higher rate, never as a different count.
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/dtype.hpp"
@@ -72,6 +76,48 @@ void matmul_backward(benchmark::State& state, DType dtype, MatmulShape shape) {
     ops::matmul_backward(dinp.tensor, dweight.tensor, dbias.tensor, dout.tensor, inp.tensor, weight.tensor);
   }
   add_flop_rate(state, 4.0 * N * C * OC);  // two products of the forward's size: dinp and dweight
+}
+
+// The machine's own sgemm, the yardstick of the CPU path's GEMMs: OpenBLAS with its own threads on every core,
+// on exactly the fp32 products of matmul_forward (out = inp·weightᵀ) and matmul_backward (dinp += dout·weight,
+// dweight += doutᵀ·inp). The CPU ops keep OpenBLAS to one thread and cut the output into blocks of their own
+// (common/ops/cpu/gemm.hpp); this shows what that costs, or gains, against OpenBLAS's own threading.
+class OpenBlasOnEveryCore {
+ public:
+  OpenBlasOnEveryCore() : threads_before_(openblas_get_num_threads()) {
+    openblas_set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  }
+  ~OpenBlasOnEveryCore() { openblas_set_num_threads(threads_before_); }
+  OpenBlasOnEveryCore(const OpenBlasOnEveryCore&) = delete;
+  OpenBlasOnEveryCore& operator=(const OpenBlasOnEveryCore&) = delete;
+
+ private:
+  int threads_before_;
+};
+
+void openblas_sgemm_forward(benchmark::State& state, DType, MatmulShape shape) {
+  const auto [N, C, OC] = shape;
+  OwnedTensor out(DType::F32, {N, OC}, 1), inp(DType::F32, {N, C}, 2, 50), weight(DType::F32, {OC, C}, 3);
+  const OpenBlasOnEveryCore threads;
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp.tensor.as<float>(), C,
+                weight.tensor.as<float>(), C, 0.0f, out.tensor.as<float>(), OC);
+  }
+  add_flop_rate(state, 2.0 * N * C * OC);
+}
+
+void openblas_sgemm_backward(benchmark::State& state, DType, MatmulShape shape) {
+  const auto [N, C, OC] = shape;
+  OwnedTensor dinp(DType::F32, {N, C}, 1), dweight(DType::F32, {OC, C}, 2), dout(DType::F32, {N, OC}, 4),
+      inp(DType::F32, {N, C}, 5, 50), weight(DType::F32, {OC, C}, 6);
+  const OpenBlasOnEveryCore threads;
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout.tensor.as<float>(), OC,
+                weight.tensor.as<float>(), C, 1.0f, dinp.tensor.as<float>(), C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout.tensor.as<float>(), OC,
+                inp.tensor.as<float>(), C, 1.0f, dweight.tensor.as<float>(), C);
+  }
+  add_flop_rate(state, 4.0 * N * C * OC);
 }
 
 struct AttentionShape {
@@ -170,6 +216,20 @@ bool register_kernel_benchmarks() {
     add("matmul_forward", dtype, "gpt2_fc_1024x768x3072", matmul_forward, gpt2_fc);
     add("matmul_backward", dtype, "small_qkv_640x128x384", matmul_backward, small_qkv);
     add("matmul_backward", dtype, "gpt2_fc_1024x768x3072", matmul_backward, gpt2_fc);
+  }
+  // The four linear layers of GPT-2 124M at the CPU step benchmark's 4×64 tokens, in every storage type of the
+  // ladder, beside the machine's own sgemm on the same fp32 products.
+  const std::pair<std::string, MatmulShape> gpt2_step_layers[] = {{"gpt2_qkv_256x768x2304", {256, 768, 2304}},
+                                                                  {"gpt2_fc_256x768x3072", {256, 768, 3072}},
+                                                                  {"gpt2_proj_256x3072x768", {256, 3072, 768}},
+                                                                  {"gpt2_lm_head_256x768x50304", {256, 768, 50304}}};
+  for (const auto& [name, shape] : gpt2_step_layers) {
+    for (const DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+      add("matmul_forward", dtype, name, matmul_forward, shape);
+      add("matmul_backward", dtype, name, matmul_backward, shape);
+    }
+    add("openblas_sgemm_forward", DType::F32, name, openblas_sgemm_forward, shape);
+    add("openblas_sgemm_backward", DType::F32, name, openblas_sgemm_backward, shape);
   }
   add("attention_forward", DType::F32, "small_64x10_c128_h4", attention_forward, small_attention);
   add("attention_forward", DType::F32, "gpt2_1x256_c768_h12", attention_forward, gpt2_attention);

@@ -41,8 +41,8 @@ struct StepWorkload {
 /// The CPU default of every stage: the small model on 64×10-token batches of the addition task.
 StepWorkload small_workload();
 
-/// The GPT-2 124M shape (L=12, H=12, C=768, vocabulary 50257 padded to 50304) on one row of 64 random GPT-2
-/// token ids: about a second per step on a CPU.
+/// The GPT-2 124M shape (L=12, H=12, C=768, vocabulary 50257 padded to 50304) on 4 rows of 64 random GPT-2
+/// token ids: a few seconds per step on a two-core CPU.
 StepWorkload gpt2_124m_workload();
 
 /// The GPT-2 124M shape on the GPU at the batch PyTorch and llm.c are usually measured at: 16 rows of 1024

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/tensor.hpp"
@@ -108,8 +109,10 @@ struct AdamWStep {
 /// dtype (stage 02 keeps all in fp16); grads are converted on read. All four spans have equal numel.
 void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper);
 
-/// Threads for CPU GEMMs (OpenBLAS); 0 leaves its default (all cores, or OPENBLAS_NUM_THREADS).
+/// Threads of the CPU ops (GEMM blocks and the larger loops); 0 is the default: OPENBLAS_NUM_THREADS, else all cores.
 void set_cpu_threads(int threads);
+/// How the CPU path runs its GEMMs (library, threads, how fp16/bf16 reach it): one line for a stage's log.
+std::string cpu_gemm_description();
 /// Lets fp32 GEMMs on the GPU use TF32 tensor cores (default off: true fp32). Throws in a build without CUDA.
 void set_tf32(bool enabled);
 

@@ -101,6 +101,7 @@ Experiment::Experiment(TrainOptions options, int rank, int world)
        << options_.steps << " steps, lr " << options_.learning_rate << ", seed " << options_.seed;
   log_->info(line.str());
   if (checkpoints_->resuming()) log_->info(options_.stage + " | " + checkpoints_->describe_resume());
+  if (device_ == Device::CPU) log_->info(options_.stage + " | cpu gemm: " + ops::cpu_gemm_description());
 }
 
 Experiment::~Experiment() = default;

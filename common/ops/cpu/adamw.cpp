@@ -11,15 +11,12 @@ namespace ladder::ops::cpu {
 namespace {
 
 // Gradients and moments are converted a chunk at a time: one dtype switch per chunk, none per element.
-constexpr std::int64_t kChunk = 512;
-
 // values[i] = element start + i of a span of any float dtype, converted exactly to Compute.
 template <class Compute>
 void load_chunk(const void* data, DType dtype, std::int64_t start, std::int64_t count, Compute* values) {
   visit_float_dtype(dtype, "adamw_update", [&](auto element) {
     using S = decltype(element);
-    const S* source = static_cast<const S*>(data) + start;
-    for (std::int64_t i = 0; i < count; ++i) values[i] = convert_element<Compute>(source[i]);
+    convert_span(static_cast<const S*>(data) + start, values, count);
   });
 }
 
@@ -28,9 +25,37 @@ template <class Compute>
 void store_chunk(void* data, DType dtype, std::int64_t start, std::int64_t count, const Compute* values) {
   visit_float_dtype(dtype, "adamw_update", [&](auto element) {
     using S = decltype(element);
-    S* destination = static_cast<S*>(data) + start;
-    for (std::int64_t i = 0; i < count; ++i) destination[i] = convert_element<S>(values[i]);
+    convert_span(values, static_cast<S*>(data) + start, count);
   });
+}
+
+// The scalars of one step, in the compute type.
+template <class Compute>
+struct StepScalars {
+  Compute step_size;              // lr / (1 - β1^t)
+  Compute bias_correction2_sqrt;  // sqrt(1 - β2^t)
+  bool decays;                    // weight decay on this span
+  Compute decay_factor;           // 1 - lr·wd
+  Compute beta1, beta2, one_minus_beta1, one_minus_beta2, epsilon, gradient_scale;
+};
+
+// The update of `count` parameters whose values sit in p, gradient, m and v (compute type). The scalars come by
+// value: as locals they stay in registers, where values reached through a reference would have to be reloaded
+// after every store through a float pointer (which might alias them), and the loop would not vectorise.
+template <class Compute>
+void update_chunk(Compute* p, const Compute* gradient, Compute* m, Compute* v, std::int64_t count,
+                  const StepScalars<Compute> s) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) {
+    const Compute g = gradient[i] * s.gradient_scale;
+    Compute parameter = p[i];
+    if (s.decays) parameter *= s.decay_factor;
+    m[i] = s.beta1 * m[i] + s.one_minus_beta1 * g;
+    v[i] = s.beta2 * v[i] + s.one_minus_beta2 * g * g;
+    const Compute denominator = std::sqrt(v[i]) / s.bias_correction2_sqrt + s.epsilon;
+    parameter -= s.step_size * (m[i] / denominator);
+    p[i] = parameter;
+  }
 }
 
 }  // namespace
@@ -40,40 +65,34 @@ void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_m
                   void* second_moment, DType second_moment_dtype, std::int64_t count, const AdamWStep& hyper) {
   using Compute = ComputeType<P>;
   // The scalars are formed in double, as PyTorch forms them from Python floats, then rounded once to Compute.
+  // Decoupled decay p - lr·wd·p is written as PyTorch's param.mul_(1 - lr·wd).
   const double step = static_cast<double>(hyper.step);
-  const auto step_size = static_cast<Compute>(hyper.learning_rate / (1.0 - std::pow(hyper.beta1, step)));
-  const auto bias_correction2_sqrt = static_cast<Compute>(std::sqrt(1.0 - std::pow(hyper.beta2, step)));
-  // Decoupled decay p - lr·wd·p, written as PyTorch's param.mul_(1 - lr·wd).
-  const bool decays = hyper.weight_decay != 0.0;
-  const auto decay_factor = static_cast<Compute>(1.0 - hyper.learning_rate * hyper.weight_decay);
-  const auto beta1 = static_cast<Compute>(hyper.beta1);
-  const auto beta2 = static_cast<Compute>(hyper.beta2);
-  const auto one_minus_beta1 = static_cast<Compute>(1.0 - hyper.beta1);
-  const auto one_minus_beta2 = static_cast<Compute>(1.0 - hyper.beta2);
-  const auto epsilon = static_cast<Compute>(hyper.epsilon);
-  const auto gradient_scale = static_cast<Compute>(hyper.gradient_scale);
+  const StepScalars<Compute> scalars{
+      .step_size = static_cast<Compute>(hyper.learning_rate / (1.0 - std::pow(hyper.beta1, step))),
+      .bias_correction2_sqrt = static_cast<Compute>(std::sqrt(1.0 - std::pow(hyper.beta2, step))),
+      .decays = hyper.weight_decay != 0.0,
+      .decay_factor = static_cast<Compute>(1.0 - hyper.learning_rate * hyper.weight_decay),
+      .beta1 = static_cast<Compute>(hyper.beta1),
+      .beta2 = static_cast<Compute>(hyper.beta2),
+      .one_minus_beta1 = static_cast<Compute>(1.0 - hyper.beta1),
+      .one_minus_beta2 = static_cast<Compute>(1.0 - hyper.beta2),
+      .epsilon = static_cast<Compute>(hyper.epsilon),
+      .gradient_scale = static_cast<Compute>(hyper.gradient_scale)};
 
-  Compute gradient[kChunk];
-  Compute m[kChunk];
-  Compute v[kChunk];
-  for (std::int64_t start = 0; start < count; start += kChunk) {
-    const std::int64_t chunk = std::min(kChunk, count - start);
+  // Every parameter's update reads and writes only its own four values: chunks can go to any thread.
+  parallel_chunks(count, [&](std::int64_t start, std::int64_t chunk) {
+    Compute gradient[kChunkSize];
+    Compute m[kChunkSize];
+    Compute v[kChunkSize];
     load_chunk(grads, grads_dtype, start, chunk, gradient);
     load_chunk(first_moment, first_moment_dtype, start, chunk, m);
     load_chunk(second_moment, second_moment_dtype, start, chunk, v);
-    for (std::int64_t i = 0; i < chunk; ++i) {
-      const Compute g = gradient[i] * gradient_scale;
-      Compute p = load<P>(params[start + i]);
-      if (decays) p *= decay_factor;
-      m[i] = beta1 * m[i] + one_minus_beta1 * g;
-      v[i] = beta2 * v[i] + one_minus_beta2 * g * g;
-      const Compute denominator = std::sqrt(v[i]) / bias_correction2_sqrt + epsilon;
-      p -= step_size * (m[i] / denominator);
-      params[start + i] = store<P>(p);
-    }
+    const ComputeTarget<P> updated(params + start, chunk, /*keep_contents=*/true);
+    update_chunk(updated.data(), gradient, m, v, chunk, scalars);
+    updated.store();
     store_chunk(first_moment, first_moment_dtype, start, chunk, m);
     store_chunk(second_moment, second_moment_dtype, start, chunk, v);
-  }
+  });
 }
 
 #define LADDER_INSTANTIATE_ADAMW(P) \

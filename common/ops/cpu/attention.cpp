@@ -2,6 +2,8 @@
 //
 // Layout: a row of qkv (3C) is [q of all heads | k of all heads | v of all heads]; head h owns the
 // head_size = C/heads entries starting at h·head_size within each third.
+// The sequences of a batch do not touch each other, so they are spread over the worker pool, each thread with
+// its own scratch (made before the loop: the memory accountant is not thread-safe).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -18,12 +20,15 @@ void attention_forward(S* out, S* att, const S* qkv, std::int64_t B, std::int64_
   const std::int64_t head_size = C / heads;
   const std::int64_t row_stride = 3 * C;
   const Compute score_scale = Compute(1) / std::sqrt(static_cast<Compute>(head_size));
-  // One row of probabilities and one head's output, reused for every (b, t, h).
-  Scratch<Compute> probabilities(T);
-  Scratch<Compute> head_out(head_size);
-  for (std::int64_t b = 0; b < B; ++b) {
-    const ComputeView<S> batch_qkv(qkv + b * T * row_stride, T * row_stride);
-    const Compute* x = batch_qkv.data();
+  // Per thread: the sequence's qkv in compute values (fp16/bf16 only), one row of probabilities, one head's output.
+  const std::int64_t sequence_room = kIsReducedPrecision<S> ? T * row_stride : 0;
+  const std::int64_t room_per_thread = sequence_room + T + head_size;
+  const Scratch<Compute> scratch(worker_threads() * room_per_thread);
+  parallel_rows(B, T * row_stride, [&, score_scale](std::int64_t b, int slot) {
+    Compute* const room = scratch.data() + slot * room_per_thread;
+    const Compute* x = compute_values_in(qkv + b * T * row_stride, room, T * row_stride);
+    Compute* const probabilities = room + sequence_room;
+    Compute* const head_out = probabilities + T;
     for (std::int64_t t = 0; t < T; ++t) {
       for (std::int64_t h = 0; h < heads; ++h) {
         const Compute* query = x + t * row_stride + h * head_size;
@@ -43,19 +48,19 @@ void attention_forward(S* out, S* att, const S* qkv, std::int64_t B, std::int64_
           sum += probabilities[t2];
         }
         const Compute inverse_sum = Compute(1) / sum;
+        for (std::int64_t t2 = 0; t2 <= t; ++t2) probabilities[t2] *= inverse_sum;
         S* att_row = att + ((b * heads + h) * T + t) * T;
-        std::fill(head_out.data(), head_out.data() + head_size, Compute(0));
+        store_span(probabilities, att_row, t + 1);
+        std::fill(att_row + t + 1, att_row + T, store<S>(Compute(0)));
+        std::fill(head_out, head_out + head_size, Compute(0));
         for (std::int64_t t2 = 0; t2 <= t; ++t2) {
-          probabilities[t2] *= inverse_sum;
-          att_row[t2] = store<S>(probabilities[t2]);
           const Compute* value = x + t2 * row_stride + 2 * C + h * head_size;
           for (std::int64_t i = 0; i < head_size; ++i) head_out[i] += probabilities[t2] * value[i];
         }
-        for (std::int64_t t2 = t + 1; t2 < T; ++t2) att_row[t2] = store<S>(Compute(0));
-        store_span(head_out.data(), out + (b * T + t) * C + h * head_size, head_size);
+        store_span(head_out, out + (b * T + t) * C + h * head_size, head_size);
       }
     }
-  }
+  });
 }
 
 template <class S>
@@ -65,20 +70,32 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att, std:
   const std::int64_t head_size = C / heads;
   const std::int64_t row_stride = 3 * C;
   const Compute score_scale = Compute(1) / std::sqrt(static_cast<Compute>(head_size));
-  Scratch<Compute> probabilities(T);   // the saved att row of (b, h, t)
-  Scratch<Compute> dprobabilities(T);  // dL/d(that row)
-  for (std::int64_t b = 0; b < B; ++b) {
-    const ComputeView<S> batch_qkv(qkv + b * T * row_stride, T * row_stride);
-    const ComputeView<S> batch_dout(dout + b * T * C, T * C);
+  // Per thread, for fp16/bf16: the sequence's qkv, dout and dqkv in compute values; then, for every storage type,
+  // the saved att row of (b, h, t) and dL/d(that row).
+  const std::int64_t sequence_room = kIsReducedPrecision<S> ? T * (2 * row_stride + C) : 0;
+  const std::int64_t room_per_thread = sequence_room + 2 * T;
+  const Scratch<Compute> scratch(worker_threads() * room_per_thread);
+  // score_scale by value: through a reference it would be reloaded after every store to dx.
+  parallel_rows(B, T * row_stride, [&, score_scale](std::int64_t b, int slot) {
+    Compute* const room = scratch.data() + slot * room_per_thread;
+    const Compute* x = compute_values_in(qkv + b * T * row_stride, room, T * row_stride);
+    const Compute* const dout_values = compute_values_in(dout + b * T * C, room + T * row_stride, T * C);
     // Keys and values receive contributions from every later query: gather them all in the compute type and
-    // round into dqkv once per batch row.
-    const ComputeTarget<S> batch_dqkv(dqkv + b * T * row_stride, T * row_stride, /*keep_contents=*/true);
-    const Compute* x = batch_qkv.data();
-    Compute* dx = batch_dqkv.data();
+    // round into dqkv once per sequence.
+    S* const sequence_dqkv = dqkv + b * T * row_stride;
+    Compute* dx;
+    if constexpr (kIsReducedPrecision<S>) {
+      dx = room + T * (row_stride + C);
+      load_span(sequence_dqkv, dx, T * row_stride);
+    } else {
+      dx = sequence_dqkv;
+    }
+    Compute* const probabilities = room + sequence_room;
+    Compute* const dprobabilities = probabilities + T;
     for (std::int64_t t = 0; t < T; ++t) {
       for (std::int64_t h = 0; h < heads; ++h) {
-        load_span(att + ((b * heads + h) * T + t) * T, probabilities.data(), t + 1);
-        const Compute* dy = batch_dout.data() + t * C + h * head_size;
+        load_span(att + ((b * heads + h) * T + t) * T, probabilities, t + 1);
+        const Compute* dy = dout_values + t * C + h * head_size;
         // out = Σ p[t2]·v[t2], so dp[t2] = dy·v[t2] and dv[t2] += p[t2]·dy.
         for (std::int64_t t2 = 0; t2 <= t; ++t2) {
           const Compute* value = x + t2 * row_stride + 2 * C + h * head_size;
@@ -107,8 +124,8 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att, std:
         }
       }
     }
-    batch_dqkv.store();
-  }
+    if constexpr (kIsReducedPrecision<S>) store_span(dx, sequence_dqkv, T * row_stride);
+  });
 }
 
 #define LADDER_INSTANTIATE_ATTENTION(S)                                                                           \

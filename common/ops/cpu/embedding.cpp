@@ -17,6 +17,14 @@ void check_tokens(const std::int32_t* tokens, std::int64_t count, std::int64_t V
   }
 }
 
+// gradient_row += sums, each element rounded once.
+template <class S>
+void add_row(S* gradient_row, const ComputeType<S>* sums, std::int64_t C) {
+  const ComputeTarget<S> row(gradient_row, C, /*keep_contents=*/true);
+  for (std::int64_t c = 0; c < C; ++c) row[c] += sums[c];
+  row.store();
+}
+
 }  // namespace
 
 template <class S>
@@ -26,10 +34,11 @@ void embedding_forward(S* out, const std::int32_t* tokens, const S* wte, const S
   for (std::int64_t b = 0; b < B; ++b) {
     for (std::int64_t t = 0; t < T; ++t) {
       const std::int64_t position = b * T + t;
-      const S* token_row = wte + tokens[position] * C;
-      const S* position_row = wpe + t * C;
-      S* out_row = out + position * C;
-      for (std::int64_t c = 0; c < C; ++c) out_row[c] = store<S>(load<S>(token_row[c]) + load<S>(position_row[c]));
+      const ComputeView<S> token_row(wte + tokens[position] * C, C);
+      const ComputeView<S> position_row(wpe + t * C, C);
+      const ComputeTarget<S> out_row(out + position * C, C, /*keep_contents=*/false);
+      for (std::int64_t c = 0; c < C; ++c) out_row[c] = token_row[c] + position_row[c];
+      out_row.store();
     }
   }
 }
@@ -55,11 +64,10 @@ void embedding_backward(S* dwte, S* dwpe, const S* dout, const std::int32_t* tok
     std::fill(row_sum.data(), row_sum.data() + C, Compute(0));
     std::int64_t group_end = group_start;
     for (; group_end < positions && tokens[order[group_end]] == token; ++group_end) {
-      const S* dout_row = dout + order[group_end] * C;
-      for (std::int64_t c = 0; c < C; ++c) row_sum[c] += load<S>(dout_row[c]);
+      const ComputeView<S> dout_row(dout + order[group_end] * C, C);
+      for (std::int64_t c = 0; c < C; ++c) row_sum[c] += dout_row[c];
     }
-    S* dwte_row = dwte + token * C;
-    for (std::int64_t c = 0; c < C; ++c) dwte_row[c] = store<S>(load<S>(dwte_row[c]) + row_sum[c]);
+    add_row(dwte + token * C, row_sum.data(), C);
     group_start = group_end;
   }
 
@@ -67,11 +75,10 @@ void embedding_backward(S* dwte, S* dwpe, const S* dout, const std::int32_t* tok
   for (std::int64_t t = 0; t < T; ++t) {
     std::fill(row_sum.data(), row_sum.data() + C, Compute(0));
     for (std::int64_t b = 0; b < B; ++b) {
-      const S* dout_row = dout + (b * T + t) * C;
-      for (std::int64_t c = 0; c < C; ++c) row_sum[c] += load<S>(dout_row[c]);
+      const ComputeView<S> dout_row(dout + (b * T + t) * C, C);
+      for (std::int64_t c = 0; c < C; ++c) row_sum[c] += dout_row[c];
     }
-    S* dwpe_row = dwpe + t * C;
-    for (std::int64_t c = 0; c < C; ++c) dwpe_row[c] = store<S>(load<S>(dwpe_row[c]) + row_sum[c]);
+    add_row(dwpe + t * C, row_sum.data(), C);
   }
 }
 

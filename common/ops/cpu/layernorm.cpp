@@ -16,9 +16,8 @@ void layernorm_forward(S* out, ComputeType<S>* mean, ComputeType<S>* rstd, const
   const ComputeView<S> bias_values(bias, C);
   const Compute* w = weight_values.data();
   const Compute* shift = bias_values.data();
-  Scratch<Compute> row(C);
   for (std::int64_t n = 0; n < N; ++n) {
-    load_span(inp + n * C, row.data(), C);
+    const ComputeView<S> row(inp + n * C, C);
     Compute sum = 0;
     for (std::int64_t c = 0; c < C; ++c) sum += row[c];
     const Compute row_mean = sum / channels;
@@ -29,8 +28,9 @@ void layernorm_forward(S* out, ComputeType<S>* mean, ComputeType<S>* rstd, const
       squared_deviations += deviation * deviation;
     }
     const Compute row_rstd = Compute(1) / std::sqrt(squared_deviations / channels + epsilon);
-    S* out_row = out + n * C;
-    for (std::int64_t c = 0; c < C; ++c) out_row[c] = store<S>((row[c] - row_mean) * row_rstd * w[c] + shift[c]);
+    const ComputeTarget<S> out_row(out + n * C, C, /*keep_contents=*/false);
+    for (std::int64_t c = 0; c < C; ++c) out_row[c] = (row[c] - row_mean) * row_rstd * w[c] + shift[c];
+    out_row.store();
     mean[n] = row_mean;
     rstd[n] = row_rstd;
   }
@@ -49,13 +49,13 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
   Scratch<Compute> normalized(C);   // x̂ of the current row
   Scratch<Compute> dnormalized(C);  // dL/dx̂ = weight · dout
   for (std::int64_t n = 0; n < N; ++n) {
-    const S* inp_row = inp + n * C;
-    const S* dout_row = dout + n * C;
+    const ComputeView<S> inp_row(inp + n * C, C);
+    const ComputeView<S> dout_row(dout + n * C, C);
     Compute dnormalized_mean = 0;
     Compute dnormalized_dot_normalized_mean = 0;
     for (std::int64_t c = 0; c < C; ++c) {
-      const Compute x_hat = (load<S>(inp_row[c]) - mean[n]) * rstd[n];
-      const Compute dy = load<S>(dout_row[c]);
+      const Compute x_hat = (inp_row[c] - mean[n]) * rstd[n];
+      const Compute dy = dout_row[c];
       normalized[c] = x_hat;
       dnormalized[c] = w[c] * dy;
       dnormalized_mean += dnormalized[c];
@@ -66,12 +66,11 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
     dnormalized_mean /= channels;
     dnormalized_dot_normalized_mean /= channels;
     // x̂ depends on every x of the row through the mean and the variance; those two paths are the subtracted terms.
-    S* dinp_row = dinp + n * C;
+    const ComputeTarget<S> dinp_row(dinp + n * C, C, /*keep_contents=*/true);
     for (std::int64_t c = 0; c < C; ++c) {
-      const Compute gradient =
-          (dnormalized[c] - dnormalized_mean - normalized[c] * dnormalized_dot_normalized_mean) * rstd[n];
-      dinp_row[c] = store<S>(load<S>(dinp_row[c]) + gradient);
+      dinp_row[c] += (dnormalized[c] - dnormalized_mean - normalized[c] * dnormalized_dot_normalized_mean) * rstd[n];
     }
+    dinp_row.store();
   }
   for (std::int64_t c = 0; c < C; ++c) {
     dweight[c] = store<S>(load<S>(dweight[c]) + dweight_sum[c]);

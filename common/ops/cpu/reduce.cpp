@@ -1,16 +1,24 @@
 // Reductions over whole spans: the sum of squares behind the global gradient norm.
+#include <algorithm>
+
+#include "common/ops/cpu/compute_values.hpp"
 #include "common/ops/cpu/cpu_ops.hpp"
 
 namespace ladder::ops::cpu {
 
 template <class S>
 double sum_of_squares(const S* values, std::int64_t count, double start) {
-  // Double accumulation: millions of fp32 squares summed in fp32 would lose the small ones entirely. Strictly in
-  // element order after `start`, so sums over consecutive pieces chain into exactly the sum over their concatenation.
+  // Double accumulation: millions of fp32 squares summed in fp32 would lose the small ones entirely. One thread,
+  // strictly in element order after `start`, so the sum is the same at any thread count and sums over consecutive
+  // pieces chain into exactly the sum over their concatenation; fp16/bf16 are widened a chunk at a time.
   double total = start;
-  for (std::int64_t i = 0; i < count; ++i) {
-    const double value = static_cast<double>(load<S>(values[i]));
-    total += value * value;
+  for (std::int64_t first = 0; first < count; first += kChunkSize) {
+    const std::int64_t chunk = std::min(kChunkSize, count - first);
+    const ComputeView<S> chunk_values(values + first, chunk);
+    for (std::int64_t i = 0; i < chunk; ++i) {
+      const double value = static_cast<double>(chunk_values[i]);
+      total += value * value;
+    }
   }
   return total;
 }
