@@ -1,17 +1,11 @@
 // write_safetensors: the writing half of safetensors.hpp, kept apart from the validating reader.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <set>
 #include <string>
 
 #include "common/error.hpp"
+#include "common/train/atomic_file.hpp"
 #include "common/train/safetensors.hpp"
 #include "common/train/safetensors_format.hpp"
 
@@ -54,30 +48,6 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
   return text;
 }
 
-/// write(2) may write less than asked; loop until all bytes are out or a real error occurs.
-bool write_all(int descriptor, const void* data, std::size_t size) {
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  while (size > 0) {
-    const ssize_t written = ::write(descriptor, bytes, size);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return false;
-    bytes += written;
-    size -= static_cast<std::size_t>(written);
-  }
-  return true;
-}
-
-/// After the rename, the folder entry itself must reach the disk, or a power cut could forget the new name.
-/// Failing here cannot corrupt anything (the file is complete either way), so it is best effort.
-void sync_folder_of(const std::string& path) {
-  std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  if (folder.empty()) folder = ".";
-  const int descriptor = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (descriptor < 0) return;
-  ::fsync(descriptor);
-  ::close(descriptor);
-}
-
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
@@ -85,40 +55,15 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   // Everything that can be checked is checked before a byte is written, so a bad call touches no file.
   const std::string header = build_header(path, tensors, metadata);
 
-  // A crash or full disk mid-write must never leave a half checkpoint under the real name: write beside it,
-  // then rename, which replaces the old file in one step on POSIX file systems.
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  const int descriptor = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LADDER_CHECK(descriptor >= 0, "cannot write checkpoint '", path, "': creating '", temporary, "' failed: ",
-               std::strerror(errno));
-  auto fail = [&](const char* what) {
-    const int error = errno;
-    ::close(descriptor);
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': ", what, " failed: ", std::strerror(error)));
-  };
-
+  // Atomic: a crash or full disk mid-write never leaves a half checkpoint under the real name.
   unsigned char length_bytes[8];
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(std::uint64_t{header.size()} >> (8 * i));
-  if (!write_all(descriptor, length_bytes, sizeof length_bytes)) fail("writing the header length");
-  if (!write_all(descriptor, header.data(), header.size())) fail("writing the header");
+  std::vector<FilePiece> pieces = {{"writing the header length", length_bytes, sizeof length_bytes},
+                                   {"writing the header", header.data(), header.size()}};
   for (const TensorToWrite& tensor : tensors) {
-    const std::uint64_t bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
-    if (!write_all(descriptor, tensor.data, bytes)) fail(("writing tensor '" + tensor.name + "'").c_str());
+    pieces.push_back({"writing tensor '" + tensor.name + "'", tensor.data, *tensor_byte_count(tensor.shape, tensor.dtype)});
   }
-  if (::fsync(descriptor) != 0) fail("flushing to disk (fsync)");
-  if (::close(descriptor) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': closing failed: ", std::strerror(error)));
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path, "': renaming '", temporary,
-                                   "' into place failed: ", std::strerror(error)));
-  }
-  sync_folder_of(path);
+  write_file_atomically(path, "checkpoint", pieces);
 }
 
 }  // namespace ladder

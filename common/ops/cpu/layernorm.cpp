@@ -73,6 +73,7 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
       dinp_row[c] = store<S>(load<S>(dinp_row[c]) + gradient);
     }
   }
+  if (dweight == nullptr) return;  // a frozen LayerNorm: its parameters want no gradient
   for (std::int64_t c = 0; c < C; ++c) {
     dweight[c] = store<S>(load<S>(dweight[c]) + dweight_sum[c]);
     dbias[c] = store<S>(load<S>(dbias[c]) + dbias_sum[c]);

@@ -82,7 +82,7 @@ void matmul_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp,
                         dinp_values.data(), C);
     dinp_values.store();
   }
-  {
+  if (dweight != nullptr) {
     // dweight (OC,C) += doutᵀ (OC,N) · inp (N,C)
     const ComputeView<S> inp_values(inp, N * C);
     const ComputeTarget<S> dweight_values(dweight, OC * C, /*keep_contents=*/true);
