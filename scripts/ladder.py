@@ -3,7 +3,8 @@
 
 Each stage build/NN_name/NN_name runs with the flags given here (everything this script does not know is
 passed on, e.g. --steps 200 or --model tiny) and writes, under --out (default runs/):
-  <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights
+  <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights (10_lora: its
+                                                    adapters, trained on 05_bf16.safetensors when 05 ran)
 and then, for all stages together:
   ladder.md, ladder.json    final train loss, held-out loss, accuracy, tokens/s, peak memory per category
   loss.png, memory.png, throughput.png    loss curves, memory in bytes per parameter, tokens per second
@@ -141,6 +142,14 @@ def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpo
         line += f" | held-out {format_loss(result['held_out_loss'])} | accuracy {format_accuracy(result['accuracy'])}"
         progress.finish(line)
     return result
+
+
+def base_flags(executable, results, out_dir):
+    """10_lora adapts a trained base: stage 05's final weights when this run wrote them (else it trains its own)."""
+    written = any(r["stage"] == "05_bf16" and r["status"] == "ok" for r in results)
+    if executable.name == "10_lora" and written and (out_dir / "05_bf16.safetensors").exists():
+        return ["--base", str(out_dir / "05_bf16.safetensors")]
+    return []
 
 
 def format_rate(value):
@@ -310,9 +319,10 @@ def main(argv):
         (arguments.out / name).unlink(missing_ok=True)  # an earlier run's results must not outlive this one's
 
     progress = Progress(sys.stdout)
-    results = [run_stage(stage, stage_flags, arguments.out, f"[{index}/{len(stages)}]", progress,
-                         not arguments.no_checkpoints)
-               for index, stage in enumerate(stages, start=1)]
+    results = []
+    for index, stage in enumerate(stages, start=1):
+        results.append(run_stage(stage, stage_flags + base_flags(stage, results, arguments.out), arguments.out,
+                                 f"[{index}/{len(stages)}]", progress, not arguments.no_checkpoints))
 
     table = comparison_markdown(results)
     (arguments.out / "ladder.md").write_text(f"# The ladder\n\nStage flags: `{' '.join(stage_flags) or '(defaults)'}`"
