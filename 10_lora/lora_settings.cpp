@@ -32,6 +32,9 @@ std::vector<std::string> parse_targets(const std::string& text) {
   std::vector<std::string> targets;
   std::istringstream names(text);
   for (std::string name; std::getline(names, name, ',');) {
+    // "q, v" reads as "q,v": spaces around a name are not part of it.
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
     const auto& known = lora_targets();
     const bool exists = std::any_of(known.begin(), known.end(), [&](const LoraTarget& t) { return t.name == name; });
     LADDER_CHECK(exists, "--lora-targets ", text, ": unknown target '", name,

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
       const double learning_rate = experiment.learning_rate(step);
       const double gradient_norm = training.step(learning_rate);  // 4-6. fp32 update of A and B, into bf16
 
-      experiment.record_step(model, step, loss, learning_rate, gradient_norm, stopwatch.seconds());
+      const double step_seconds = stopwatch.seconds();
+      experiment.record_step(model, step, loss, learning_rate, gradient_norm, step_seconds);
     }
     const EvalMetrics adapted = stage10::evaluate(model, experiment, experiment.options().steps);
     training.merge();          // 7. W0 + (α/r)·B·A into the base; the adapters come off

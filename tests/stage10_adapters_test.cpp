@@ -9,6 +9,7 @@
 #include "05_bf16/bf16_training.hpp"
 #include "tests/stage10_test_support.hpp"
 #include "tests/stage_test_support.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
@@ -172,6 +173,20 @@ TEST(Stage10Adapters, AFrozenBaseGivesTheAdaptersTheGradientsATrainableOneGives)
   EXPECT_EQ(as_floats(adapters.gradients()), as_floats(frozen->adapters.gradients()));
   EXPECT_GT(largest_magnitude(as_floats(adapters.gradients())), 0.0);
   EXPECT_THROW(frozen->model.gradients(), LadderError) << "a frozen model has no gradients to hand out";
+}
+
+TEST(Stage10Settings, TargetsAndRanksAreCheckedAgainstTheModel) {
+  EXPECT_EQ(stage10::parse_targets("fc, q,v"), (std::vector<std::string>{"fc", "q", "v"}));
+  EXPECT_NE(testing_support::error_message_of([] { stage10::parse_targets("q,,v"); }).find("unknown target ''"),
+            std::string::npos);
+  // Every target of the tiny model allows r <= C = 16; fc (64×16) and proj (16×64) included.
+  EXPECT_NO_THROW(stage10::validate(lora_settings({"fc", "proj"}, 16), lora_test_config()));
+  EXPECT_NE(testing_support::error_message_of([] {
+              stage10::validate(lora_settings({"proj"}, 17), lora_test_config());
+            }).find("--lora-rank 17 is larger than target 'proj' allows: its weight is 16x64, so r <= 16"),
+            std::string::npos);
+  EXPECT_DOUBLE_EQ(lora_settings({"q"}, 4).scaling(), 1.0) << "α = r by default";
+  EXPECT_DOUBLE_EQ(lora_settings({"q"}, 4, 16).scaling(), 4.0);
 }
 
 }  // namespace
