@@ -4,10 +4,13 @@
 
 namespace ladder::stage03 {
 
-MasterWeights::MasterWeights(const GPT& model)
-    : storage_(model.layout().padded_size() * dtype_size(DType::F32), MemoryCategory::MasterWeights, model.device()),
+MasterWeights::MasterWeights(const GPT& model) : MasterWeights(model.parameters()) {}
+
+MasterWeights::MasterWeights(Tensor working_weights)
+    : storage_(working_weights.numel() * dtype_size(DType::F32), MemoryCategory::MasterWeights,
+               working_weights.device()),
       weights_(view_of(storage_, DType::F32)) {
-  copy_from(model);
+  ops::convert(weights_, working_weights);
 }
 
 void MasterWeights::copy_from(const GPT& model) { ops::convert(weights_, model.parameters()); }
@@ -18,10 +21,15 @@ void MasterWeights::assign(GPT& model, Tensor weights) {
 }
 
 double MasterWeights::step(AdamW& optimizer, GPT& model, double learning_rate, double gradient_scale) {
+  return step(optimizer, model.parameters(), model.gradients(), learning_rate, gradient_scale);
+}
+
+double MasterWeights::step(AdamW& optimizer, Tensor working_weights, Tensor gradients, double learning_rate,
+                           double gradient_scale) {
   // AdamW converts each fp16 gradient to fp32 as it reads it, so no fp32 gradient buffer is ever
   // allocated: the "copy gradient into fp32" step of the recipe costs no memory.
-  const double norm = optimizer.step(weights_, model.gradients(), learning_rate, gradient_scale);
-  ops::convert(model.parameters(), weights_);  // the only rounding: fp32 master -> fp16 working copy
+  const double norm = optimizer.step(weights_, gradients, learning_rate, gradient_scale);
+  ops::convert(working_weights, weights_);  // the only rounding: fp32 master -> fp16 working copy
   return norm;
 }
 

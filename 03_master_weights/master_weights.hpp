@@ -17,6 +17,8 @@ class MasterWeights {
  public:
   /// Allocates the fp32 copy on the model's device and fills it from the model's current weights.
   explicit MasterWeights(const GPT& model);
+  /// The same for any flat buffer of reduced-precision weights (stage 10 keeps one for its adapters).
+  explicit MasterWeights(Tensor working_weights);
   /// Refills the fp32 copy from the model's weights (after the model was initialised or loaded).
   void copy_from(const GPT& model);
   /// Sets the master copy to `weights` (any float dtype, the model's layout) and rounds it into the model.
@@ -26,6 +28,9 @@ class MasterWeights {
   /// fp32 master weights with fp32 moments, and the result is rounded into the model's weights.
   /// Returns the gradient norm before clipping, as AdamW::step does.
   double step(AdamW& optimizer, GPT& model, double learning_rate, double gradient_scale = 1.0);
+  /// The same step for a flat buffer of working weights and their gradients (stage 10's adapters).
+  double step(AdamW& optimizer, Tensor working_weights, Tensor gradients, double learning_rate,
+              double gradient_scale = 1.0);
   /// The same step with the gradient norm measured by the caller: stage 06 adds it up shard by shard, in the
   /// order the sharded stages must use, so that all of them clip with the same bits.
   void step_with_norm(AdamW& optimizer, GPT& model, double learning_rate, double gradient_norm);

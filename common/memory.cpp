@@ -33,6 +33,7 @@ std::string category_name(MemoryCategory category) {
 namespace {
 int device_index(Device device) { return static_cast<int>(device); }
 int category_index(MemoryCategory category) { return static_cast<int>(category); }
+}  // namespace
 
 std::string format_bytes(std::int64_t bytes) {
   std::ostringstream out;
@@ -43,7 +44,6 @@ std::string format_bytes(std::int64_t bytes) {
   else out << std::fixed << std::setprecision(2) << value / (1024.0 * 1024 * 1024) << " GiB";
   return out.str();
 }
-}  // namespace
 
 void MemoryAccountant::on_allocate(Device device, MemoryCategory category, std::int64_t bytes) {
   CategoryUsage& slot = usage_[device_index(device)][category_index(category)];

@@ -36,6 +36,9 @@ enum class MemoryCategory {
 /// Number of memory categories.
 inline constexpr int kMemoryCategoryCount = 9;
 
+/// "512 B", "12.5 KiB", "3.07 MiB", "1.20 GiB": bytes as the memory table shows them.
+std::string format_bytes(std::int64_t bytes);
+
 /// Display name of a category ("parameters", "optimizer state", ...).
 std::string category_name(MemoryCategory category);
 

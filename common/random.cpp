@@ -4,15 +4,6 @@
 
 namespace ladder {
 
-std::uint64_t mix64(std::uint64_t value) {
-  value ^= value >> 30;
-  value *= 0xBF58476D1CE4E5B9ULL;
-  value ^= value >> 27;
-  value *= 0x94D049BB133111EBULL;
-  value ^= value >> 31;
-  return value;
-}
-
 std::uint64_t hash_combine(std::uint64_t a, std::uint64_t b, std::uint64_t c, std::uint64_t d) {
   // Each input goes through the mixer before the next is folded in, so (1, 2) and (2, 1) differ.
   std::uint64_t h = mix64(a + 0x9E3779B97F4A7C15ULL);

@@ -7,10 +7,25 @@
 
 #include <cstdint>
 
+/// Marks a function that CUDA code may call on the GPU as well (nothing in a plain C++ build).
+#ifdef __CUDACC__
+#define LADDER_HOST_DEVICE __host__ __device__
+#else
+#define LADDER_HOST_DEVICE
+#endif
+
 namespace ladder {
 
-/// SplitMix64's finaliser: a bijective mix of 64 bits (Steele, Lea, Flood 2014).
-std::uint64_t mix64(std::uint64_t value);
+/// SplitMix64's finaliser: a bijective mix of 64 bits (Steele, Lea, Flood 2014). Inline and callable on the GPU, so a
+/// kernel draws the same counter-based random bits as the CPU (dropout masks).
+LADDER_HOST_DEVICE constexpr std::uint64_t mix64(std::uint64_t value) {
+  value ^= value >> 30;
+  value *= 0xBF58476D1CE4E5B9ULL;
+  value ^= value >> 27;
+  value *= 0x94D049BB133111EBULL;
+  value ^= value >> 31;
+  return value;
+}
 
 /// A well-mixed hash of a few integers, for counter-based sampling: hash_combine(seed, step, row, slot).
 std::uint64_t hash_combine(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0, std::uint64_t d = 0);

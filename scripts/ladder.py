@@ -5,7 +5,8 @@ Each stage build/NN_name/NN_name runs with the flags given here (everything this
 passed on, e.g. --steps 200 or --model tiny); the data-parallel stages 06-09 run under `mpiexec -n N` (--ranks,
 2 by default: on a GPU machine with fewer GPUs than ranks they share them through MPI, as the stages say). Each
 writes, under --out (default runs/):
-  <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights
+  <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights (10_lora: its
+                                                    adapters, trained on 05_bf16.safetensors when 05 ran)
 and then, for all stages together:
   ladder.md, ladder.json    final train loss, held-out loss, accuracy, tokens/s, per-rank memory and communication
   loss.png, memory.png, throughput.png, communication.png    loss curves, memory per rank in bytes per parameter,
@@ -111,6 +112,14 @@ def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpo
     return result
 
 
+def base_flags(executable, results, out_dir):
+    """10_lora adapts a trained base: stage 05's final weights when this run wrote them (else it trains its own)."""
+    written = any(r["stage"] == "05_bf16" and r["status"] == "ok" for r in results)
+    if executable.name == "10_lora" and written and (out_dir / "05_bf16.safetensors").exists():
+        return ["--base", str(out_dir / "05_bf16.safetensors")]
+    return []
+
+
 def comparison_markdown(results):
     """The two tables (training, then memory per category) and each failure's last log lines."""
     training = []
@@ -190,9 +199,10 @@ def main(argv):
     if arguments.ranks > 1 and any(s.name[:2] in DATA_PARALLEL for s in stages) and not shutil.which("mpiexec"):
         parser.error(f"--ranks {arguments.ranks}: stages 06-09 run under mpiexec, which is not installed "
                      "(apt-get install mpich), or pass --ranks 1")
-    results = [run_stage(stage, stage_flags, arguments.out, f"[{index}/{len(stages)}]", progress,
-                         not arguments.no_checkpoints, arguments.ranks)
-               for index, stage in enumerate(stages, start=1)]
+    results = []
+    for index, stage in enumerate(stages, start=1):
+        results.append(run_stage(stage, stage_flags + base_flags(stage, results, arguments.out), arguments.out,
+                                 f"[{index}/{len(stages)}]", progress, not arguments.no_checkpoints, arguments.ranks))
 
     table = comparison_markdown(results)
     (arguments.out / "ladder.md").write_text(f"# The ladder\n\nStage flags: `{' '.join(stage_flags) or '(defaults)'}`"

@@ -45,10 +45,11 @@ inline double weighted_sum(const std::vector<double>& out, const std::vector<dou
   return sum;
 }
 
-/// dL/d(input[i]) for every i by central differences; `loss` must read `input` afresh on every call.
-inline std::vector<double> numerical_gradient(std::vector<double>& input, const std::function<double()>& loss) {
-  std::vector<double> gradient(input.size());
-  for (std::size_t i = 0; i < input.size(); ++i) {
+/// dL/d(input[i]) for the `count` values at `input` by central differences; `loss` must read them afresh each call
+/// (they may be a model's weights, read by its forward).
+inline std::vector<double> numerical_gradient(double* input, std::size_t count, const std::function<double()>& loss) {
+  std::vector<double> gradient(count);
+  for (std::size_t i = 0; i < count; ++i) {
     const double original = input[i];
     input[i] = original + kFiniteDifferenceStep;
     const double plus = loss();
@@ -58,6 +59,11 @@ inline std::vector<double> numerical_gradient(std::vector<double>& input, const 
     gradient[i] = (plus - minus) / (2 * kFiniteDifferenceStep);
   }
   return gradient;
+}
+
+/// The same for every element of `input`.
+inline std::vector<double> numerical_gradient(std::vector<double>& input, const std::function<double()>& loss) {
+  return numerical_gradient(input.data(), input.size(), loss);
 }
 
 /// Expects the backward's contribution (what it added to `initial`, giving `after`) to be the numerical gradient

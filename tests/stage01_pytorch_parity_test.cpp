@@ -12,6 +12,7 @@
 #include "common/train/model_checkpoint.hpp"
 #include "common/train/safetensors.hpp"
 #include "tests/reference_config.hpp"
+#include "tests/reference_fixture.hpp"
 
 namespace ladder {
 namespace {
@@ -19,35 +20,10 @@ namespace {
 const std::string kFixture = std::string(LADDER_SOURCE_DIR) + "/tests/reference/gpt_tiny_fixture.safetensors";
 const std::string kInit = std::string(LADDER_SOURCE_DIR) + "/tests/reference/gpt_tiny_init.safetensors";
 
-std::vector<float> floats(const StoredTensor& stored) {
-  EXPECT_EQ(stored.dtype, DType::F32);
-  std::vector<float> values(static_cast<std::size_t>(stored.numel()));
-  std::memcpy(values.data(), stored.bytes.data(), stored.bytes.size());
-  return values;
-}
+using testing_support::fixture_batch;
+using testing_support::scaled_error;
 
-Batch fixture_batch(const SafetensorsFile& fixture, int step) {
-  const StoredTensor& inputs = fixture.get("inputs");
-  const StoredTensor& targets = fixture.get("targets");
-  Batch batch;
-  batch.batch_size = static_cast<int>(inputs.shape[1]);
-  batch.sequence_length = static_cast<int>(inputs.shape[2]);
-  const std::size_t count = static_cast<std::size_t>(batch.batch_size) * batch.sequence_length;
-  batch.inputs.resize(count);
-  batch.targets.resize(count);
-  std::memcpy(batch.inputs.data(), inputs.bytes.data() + step * count * 4, count * 4);
-  std::memcpy(batch.targets.data(), targets.bytes.data() + step * count * 4, count * 4);
-  return batch;
-}
-
-// Largest |ours - reference| relative to the reference tensor's largest magnitude: entries whose exact value is 0
-// (the key bias gradient, padding) make a purely elementwise relative error meaningless.
-double scaled_error(const float* ours, const std::vector<float>& reference) {
-  double largest = 0, worst = 0;
-  for (float v : reference) largest = std::max(largest, double(std::abs(v)));
-  for (std::size_t i = 0; i < reference.size(); ++i) worst = std::max(worst, double(std::abs(ours[i] - reference[i])));
-  return worst / std::max(largest, 1e-12);
-}
+std::vector<float> floats(const StoredTensor& stored) { return testing_support::fixture_floats(stored); }
 
 class Stage01PyTorchParity : public ::testing::Test {
  protected:

@@ -137,7 +137,7 @@ TEST(TrainOptions, EachOutOfRangeValueNamesTheFlagAndValue) {
       {"--context", "-1", "--context -1: expected"},
       {"--batch-size", "0", "--batch-size 0: expected an integer >= 1"},
       {"--seq-len", "-4", "--seq-len -4: expected"},
-      {"--steps", "0", "--steps 0: expected an integer >= 1"},
+      {"--steps", "-1", "--steps -1: expected an integer >= 0"},
       {"--lr", "0", "--lr 0: expected a number > 0"},
       {"--lr", "-0.5", "--lr -0.5: expected a number > 0"},
       {"--lr", "inf", "--lr inf: expected a finite number"},
@@ -168,7 +168,7 @@ TEST(TrainOptions, EachOutOfRangeValueNamesTheFlagAndValue) {
 }
 
 TEST(TrainOptions, NegativeValueAfterASpaceIsReadAsAValue) {
-  EXPECT_NE(error_of({"--steps", "-5"}).find("--steps -5: expected an integer >= 1"), std::string::npos);
+  EXPECT_NE(error_of({"--steps", "-5"}).find("--steps -5: expected an integer >= 0"), std::string::npos);
 }
 
 TEST(TrainOptions, IntegersThatDoNotFitAreRejectedNotSaturated) {
@@ -258,6 +258,29 @@ TEST(TrainOptions, HelpPrintsUsageWithDefaultsAndExitsWithZero) {
                                         "--seed UINT=1337", "--device TEXT=auto", "--model TEXT"}) {
     EXPECT_NE(help.find(flag_with_default), std::string::npos) << flag_with_default << " missing from:\n" << help;
   }
+}
+
+TEST(TrainOptions, AStageMayChangeDefaultsAndFlagsStillOverrideThem) {
+  // Stage 10 adapts to subtraction by default; --help must show the stage's default, and a flag still wins.
+  TrainOptions defaults;
+  defaults.data = "subtraction";
+  defaults.steps = 300;
+  auto parse_with_defaults = [&](std::vector<std::string> words) {
+    words.insert(words.begin(), "10_lora");
+    std::vector<char*> argv;
+    for (std::string& word : words) argv.push_back(word.data());
+    return parse_options(static_cast<int>(words.size()), argv.data(), "10_lora", "LoRA", {}, defaults);
+  };
+  const TrainOptions options = parse_with_defaults({});
+  EXPECT_EQ(options.data, "subtraction");
+  EXPECT_EQ(options.steps, 300);
+  EXPECT_EQ(options.stage, "10_lora");
+  EXPECT_EQ(options.learning_rate, TrainOptions{}.learning_rate) << "fields the stage left alone keep theirs";
+  EXPECT_EQ(parse_with_defaults({"--data", "addition"}).data, "addition");
+  ::testing::internal::CaptureStdout();
+  EXPECT_THROW(parse_with_defaults({"--help"}), EarlyExit);
+  const std::string help = ::testing::internal::GetCapturedStdout();
+  EXPECT_NE(help.find("--steps INT=300"), std::string::npos) << help;
 }
 
 }  // namespace

@@ -164,7 +164,7 @@ TEST(TrainingLog, UncreatableMetricsFileNamesThePath) {
         << error.what();
   }
   EXPECT_THROW(TrainingLog("stage", 3, 0, ""), LadderError);
-  EXPECT_THROW(TrainingLog("stage", 0, 1, ""), LadderError);
+  EXPECT_THROW(TrainingLog("stage", -1, 1, ""), LadderError);
 }
 
 }  // namespace

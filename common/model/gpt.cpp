@@ -33,6 +33,20 @@ AttentionKind attention_for(Device device) {
   return device == Device::CUDA ? AttentionKind::Fused : AttentionKind::Materialized;
 }
 
+// A block's linear layer: the GEMM, then whatever the installed adapters add (stage 10's LoRA term).
+void block_linear_forward(LinearAdapters* adapters, int layer, BlockLinear linear, Tensor out, Tensor inp,
+                          Tensor weight, Tensor bias) {
+  ops::matmul_forward(out, inp, weight, bias);
+  if (adapters != nullptr) adapters->forward(layer, linear, out, inp);
+}
+
+// Its backward; empty dweight and dbias (a frozen model) make the op compute dinp alone.
+void block_linear_backward(LinearAdapters* adapters, int layer, BlockLinear linear, Tensor dinp, Tensor dweight,
+                           Tensor dbias, Tensor dout, Tensor inp, Tensor weight) {
+  ops::matmul_backward(dinp, dweight, dbias, dout, inp, weight);
+  if (adapters != nullptr) adapters->backward(layer, linear, dinp, dout, inp);
+}
+
 }  // namespace
 
 GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_length, int shard_multiple, Device device,
@@ -44,6 +58,7 @@ GPT::GPT(const GPTConfig& config, DType dtype, int batch_size, int sequence_leng
       device_(device),
       storage_(storage),
       activations_(config, dtype, batch_size, sequence_length, attention_for(device), device) {
+  LADDER_CHECK(storage.parameters != StorageOwner::None, "a GPT needs weights: StorageOwner::None is for gradients");
   const std::size_t flat_bytes = layout_.padded_size() * dtype_size(dtype);
   if (storage.parameters == StorageOwner::Model) {
     parameter_storage_ = Buffer(flat_bytes, MemoryCategory::Parameters, device);
@@ -131,18 +146,22 @@ void GPT::run_forward(int batch_size, int sequence_length) {
     const BlockWeights w = block_weights(unit_parameters(1 + layer), layout_, layer);
     BlockActivations& b = a.blocks[layer];
     ops::layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, w.ln1_weight, w.ln1_bias);
-    ops::matmul_forward(b.qkv.reshaped({N, 3 * C}), b.ln1.reshaped({N, C}), w.qkv_weight, w.qkv_bias);
+    block_linear_forward(adapters_, layer, BlockLinear::Qkv, b.qkv.reshaped({N, 3 * C}), b.ln1.reshaped({N, C}),
+                         w.qkv_weight, w.qkv_bias);
     if (fused_attention) {
       ops::flash_attention_forward(b.attention_out, b.attention_lse, b.qkv, config().head_count);
     } else {
       ops::attention_forward(b.attention_out, b.attention_probs, b.qkv, config().head_count);
     }
-    ops::matmul_forward(b.attention_proj.reshaped({N, C}), b.attention_out.reshaped({N, C}), w.proj_weight, w.proj_bias);
+    block_linear_forward(adapters_, layer, BlockLinear::AttentionProjection, b.attention_proj.reshaped({N, C}),
+                         b.attention_out.reshaped({N, C}), w.proj_weight, w.proj_bias);
     ops::residual_forward(b.residual_attention, residual, b.attention_proj);
     ops::layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual_attention, w.ln2_weight, w.ln2_bias);
-    ops::matmul_forward(b.mlp_hidden.reshaped({N, 4 * C}), b.ln2.reshaped({N, C}), w.fc_weight, w.fc_bias);
+    block_linear_forward(adapters_, layer, BlockLinear::MlpFc, b.mlp_hidden.reshaped({N, 4 * C}),
+                         b.ln2.reshaped({N, C}), w.fc_weight, w.fc_bias);
     ops::gelu_forward(b.mlp_gelu, b.mlp_hidden);
-    ops::matmul_forward(b.mlp_proj.reshaped({N, C}), b.mlp_gelu.reshaped({N, 4 * C}), w.mlp_proj_weight, w.mlp_proj_bias);
+    block_linear_forward(adapters_, layer, BlockLinear::MlpProjection, b.mlp_proj.reshaped({N, C}),
+                         b.mlp_gelu.reshaped({N, 4 * C}), w.mlp_proj_weight, w.mlp_proj_bias);
     ops::residual_forward(b.residual_mlp, b.residual_attention, b.mlp_proj);
     residual = b.residual_mlp;
     announce(&UnitHooks::after_forward, 1 + layer);
@@ -164,6 +183,9 @@ void GPT::backward(double loss_scale) {
   const std::int64_t C = config().channels;
   const std::int64_t Vp = config().padded_vocab_size;
   const auto zero = ops::set_zero;
+  // A frozen model (no gradient storage) passes empty gradients, which the ops skip: only dinp is computed.
+  const bool frozen = storage_.gradients == StorageOwner::None;
+  auto gradient_of = [&](const std::string& name) { return frozen ? Tensor() : gradient(name); };
 
   const int head = unit_count() - 1;
   announce(&UnitHooks::before_backward, head);
@@ -172,11 +194,11 @@ void GPT::backward(double loss_scale) {
   Tensor logits = a.logits.reshaped({N, Vp});
   ops::softmax_cross_entropy_backward(logits, logits, a.targets.reshaped({N}), config().vocab_size, dloss);
   zero(a.d_channels);
-  ops::matmul_backward(a.d_channels.reshaped({N, C}), gradient("lm_head.weight"), no_bias(dtype_), logits,
+  ops::matmul_backward(a.d_channels.reshaped({N, C}), gradient_of("lm_head.weight"), no_bias(dtype_), logits,
                        a.lnf.reshaped({N, C}), parameter("lm_head.weight"));
   Tensor last_residual = config().layer_count > 0 ? a.blocks.back().residual_mlp : a.embedded;
   zero(a.d_residual);
-  ops::layernorm_backward(a.d_residual, gradient("lnf.weight"), gradient("lnf.bias"), a.d_channels, last_residual,
+  ops::layernorm_backward(a.d_residual, gradient_of("lnf.weight"), gradient_of("lnf.bias"), a.d_channels, last_residual,
                           parameter("lnf.weight"), a.lnf_mean, a.lnf_rstd);
   announce(&UnitHooks::after_backward, head);
 
@@ -185,24 +207,26 @@ void GPT::backward(double loss_scale) {
   for (int layer = config().layer_count - 1; layer >= 0; --layer) {
     announce(&UnitHooks::before_backward, 1 + layer);
     const BlockWeights w = block_weights(unit_parameters(1 + layer), layout_, layer);
-    const BlockWeights g = block_weights(unit_gradients(1 + layer), layout_, layer);
+    const BlockWeights g = frozen ? BlockWeights{} : block_weights(unit_gradients(1 + layer), layout_, layer);
     BlockActivations& b = a.blocks[layer];
     Tensor block_input = layer == 0 ? a.embedded : a.blocks[layer - 1].residual_mlp;
 
     zero(a.d_mlp_gelu);
-    ops::matmul_backward(a.d_mlp_gelu.reshaped({N, 4 * C}), g.mlp_proj_weight, g.mlp_proj_bias, a.d_residual.reshaped({N, C}),
-                         b.mlp_gelu.reshaped({N, 4 * C}), w.mlp_proj_weight);
+    block_linear_backward(adapters_, layer, BlockLinear::MlpProjection, a.d_mlp_gelu.reshaped({N, 4 * C}),
+                          g.mlp_proj_weight, g.mlp_proj_bias, a.d_residual.reshaped({N, C}),
+                          b.mlp_gelu.reshaped({N, 4 * C}), w.mlp_proj_weight);
     zero(a.d_mlp_hidden);
     ops::gelu_backward(a.d_mlp_hidden, b.mlp_hidden, a.d_mlp_gelu);
     zero(a.d_channels);
-    ops::matmul_backward(a.d_channels.reshaped({N, C}), g.fc_weight, g.fc_bias, a.d_mlp_hidden.reshaped({N, 4 * C}),
-                         b.ln2.reshaped({N, C}), w.fc_weight);
+    block_linear_backward(adapters_, layer, BlockLinear::MlpFc, a.d_channels.reshaped({N, C}), g.fc_weight,
+                          g.fc_bias, a.d_mlp_hidden.reshaped({N, 4 * C}), b.ln2.reshaped({N, C}), w.fc_weight);
     ops::layernorm_backward(a.d_residual, g.ln2_weight, g.ln2_bias, a.d_channels, b.residual_attention, w.ln2_weight,
                             b.ln2_mean, b.ln2_rstd);
 
     zero(a.d_channels);
-    ops::matmul_backward(a.d_channels.reshaped({N, C}), g.proj_weight, g.proj_bias, a.d_residual.reshaped({N, C}),
-                         b.attention_out.reshaped({N, C}), w.proj_weight);
+    block_linear_backward(adapters_, layer, BlockLinear::AttentionProjection, a.d_channels.reshaped({N, C}),
+                          g.proj_weight, g.proj_bias, a.d_residual.reshaped({N, C}),
+                          b.attention_out.reshaped({N, C}), w.proj_weight);
     zero(a.d_qkv);
     if (a.attention() == AttentionKind::Fused) {
       ops::flash_attention_backward(a.d_qkv, a.d_channels, b.qkv, b.attention_out, b.attention_lse, config().head_count);
@@ -210,15 +234,15 @@ void GPT::backward(double loss_scale) {
       ops::attention_backward(a.d_qkv, a.d_channels, b.qkv, b.attention_probs, config().head_count);
     }
     zero(a.d_channels);
-    ops::matmul_backward(a.d_channels.reshaped({N, C}), g.qkv_weight, g.qkv_bias, a.d_qkv.reshaped({N, 3 * C}),
-                         b.ln1.reshaped({N, C}), w.qkv_weight);
+    block_linear_backward(adapters_, layer, BlockLinear::Qkv, a.d_channels.reshaped({N, C}), g.qkv_weight,
+                          g.qkv_bias, a.d_qkv.reshaped({N, 3 * C}), b.ln1.reshaped({N, C}), w.qkv_weight);
     ops::layernorm_backward(a.d_residual, g.ln1_weight, g.ln1_bias, a.d_channels, block_input, w.ln1_weight, b.ln1_mean,
                             b.ln1_rstd);
     announce(&UnitHooks::after_backward, 1 + layer);
   }
 
   announce(&UnitHooks::before_backward, 0);
-  ops::embedding_backward(gradient("wte"), gradient("wpe"), a.d_residual, a.tokens);
+  if (!frozen) ops::embedding_backward(gradient("wte"), gradient("wpe"), a.d_residual, a.tokens);
   announce(&UnitHooks::after_backward, 0);
 }
 

@@ -9,6 +9,7 @@
 #include "common/data/data_source.hpp"
 #include "common/memory.hpp"
 #include "common/model/activations.hpp"
+#include "common/model/linear_adapter.hpp"
 #include "common/model/parameter_layout.hpp"
 #include "common/model/unit_hooks.hpp"
 #include "common/tensor.hpp"
@@ -19,12 +20,15 @@ namespace ladder {
 enum class StorageOwner {
   Model,  ///< the model allocates one flat buffer, laid out unit by unit, that lives as long as the model
   Stage,  ///< a stage attaches each unit's storage while the unit is in use and takes it back (ZeRO-2, FSDP)
+  None,   ///< gradients only: there are none, the weights are frozen (LoRA's base); backward computes only the
+          ///< activations' gradients, which flow to whatever trains (the adapters)
 };
 
 /// Where a GPT's weights and gradients live: by default both in the model's own flat buffers.
 struct GPTStorage {
   StorageOwner parameters = StorageOwner::Model;  ///< Stage: FSDP gathers a unit's weights before each use
-  StorageOwner gradients = StorageOwner::Model;   ///< Stage: ZeRO-2/FSDP hand out a unit's gradients during backward
+  StorageOwner gradients = StorageOwner::Model;   ///< Stage: ZeRO-2/FSDP hand out a unit's gradients during backward;
+                                                  ///< None: a frozen model (stage 10)
 };
 
 /// A GPT-2-style decoder (pre-norm blocks, GELU MLP, untied head) with storage type `dtype` for weights,
@@ -50,7 +54,8 @@ class GPT {
   void forward_logits(const std::vector<std::int32_t>& tokens, int batch_size, int sequence_length);
   /// Backward of the last forward(batch): adds d(loss · loss_scale)/dθ to the gradients.
   void backward(double loss_scale = 1.0);
-  /// Sets every gradient (padding included) to zero: the flat buffer, or the units' attached storage.
+  /// Sets every gradient (padding included) to zero: the flat buffer, or the units' attached storage (a frozen
+  /// model has none).
   void zero_gradients();
 
   /// The flat parameter buffer (all units, padding included); throws when a stage holds the weights.
@@ -84,6 +89,8 @@ class GPT {
 
   /// Installs hooks called around every unit (nullptr: none). Not owned.
   void set_hooks(UnitHooks* hooks) { hooks_ = hooks; }
+  /// Installs adapters called after every block linear (nullptr: none). Not owned.
+  void set_linear_adapters(LinearAdapters* adapters) { adapters_ = adapters; }
   /// The layout of parameters and gradients.
   const ParameterLayout& layout() const { return layout_; }
   /// The model's shape.
@@ -118,6 +125,7 @@ class GPT {
   std::vector<Tensor> unit_gradients_;
   Activations activations_;
   UnitHooks* hooks_ = nullptr;
+  LinearAdapters* adapters_ = nullptr;
   int batch_size_ = 0;       // shape of the last forward
   int sequence_length_ = 0;
   bool has_targets_ = false;  // whether the last forward computed a loss that backward can use

@@ -18,6 +18,7 @@ Tensor GPT::parameters() const {
 }
 
 Tensor GPT::gradients() const {
+  LADDER_CHECK(storage_.gradients != StorageOwner::None, "this model is frozen: it has no gradients");
   LADDER_CHECK(storage_.gradients == StorageOwner::Model,
                "this model has no flat gradient buffer: the stage lends gradient storage unit by unit in backward");
   return view_of(gradient_storage_, dtype_);
@@ -33,6 +34,7 @@ Tensor GPT::unit_parameters(int unit) const {
 
 Tensor GPT::unit_gradients(int unit) const {
   check_unit(unit);
+  LADDER_CHECK(storage_.gradients != StorageOwner::None, "this model is frozen: unit ", unit, " has no gradients");
   const Tensor& values = unit_gradients_[static_cast<std::size_t>(unit)];
   LADDER_CHECK(values.data() != nullptr || layout_.units()[unit].size == 0, "the gradients of unit ", unit, " (",
                layout_.units()[unit].name, ") have no storage: the stage must attach it before the unit's backward");

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "common/ops/device_dispatch.hpp"
+#include "common/ops/dropout_mask.hpp"
 #include "common/ops/op_checks.hpp"
 #include "common/ops/ops.hpp"
 
@@ -91,17 +92,22 @@ void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, 
   check.rows({"dinp", dinp}, C, N);
   check.rows({"dout", dout}, C, N);
   check.element_count({"weight", weight}, C);
-  check.element_count({"dweight", dweight}, C);
-  check.element_count({"dbias", dbias}, C);
+  // A frozen LayerNorm passes neither parameter gradient; one without the other is a mistake.
+  const bool frozen = is_absent(dweight);
+  check.require(frozen == is_absent(dbias), "dweight and dbias must both be given, or both be empty (frozen)");
+  if (!frozen) {
+    check.element_count({"dweight", dweight}, C);
+    check.element_count({"dbias", dbias}, C);
+    check.dtype(inp.dtype(), {{"dweight", dweight}, {"dbias", dbias}});
+  }
   check.element_count({"mean", mean}, N);
   check.element_count({"rstd", rstd}, N);
-  check.dtype(inp.dtype(),
-              {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"weight", weight}});
+  check.dtype(inp.dtype(), {{"dinp", dinp}, {"dout", dout}, {"weight", weight}});
   check.dtype(compute_dtype(inp.dtype()), {{"mean", mean}, {"rstd", rstd}});
   run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
     using Compute = ComputeType<S>;
-    LADDER_BACKEND_CALL(backend, layernorm_backward, dinp.as<S>(), dweight.as<S>(), dbias.as<S>(), dout.as<S>(), inp.as<S>(), weight.as<S>(),
+    LADDER_BACKEND_CALL(backend, layernorm_backward, dinp.as<S>(), optional_data<S>(dweight), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(), weight.as<S>(),
                             mean.as<Compute>(), rstd.as<Compute>(), N, C);
   });
 }
@@ -131,18 +137,21 @@ void matmul_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Ten
       {{"dinp", dinp}, {"dweight", dweight}, {"dbias", dbias}, {"dout", dout}, {"inp", inp}, {"weight", weight}});
   check.shape({"weight", weight}, {kAnyExtent, kAnyExtent});
   const std::int64_t OC = weight.size(0), C = weight.size(1);
-  check.shape({"dweight", dweight}, {OC, C});
+  if (!is_absent(dweight)) {  // empty: a frozen weight, whose gradient nobody wants
+    check.shape({"dweight", dweight}, {OC, C});
+    check.dtype(inp.dtype(), {{"dweight", dweight}});
+  }
   const std::int64_t N = check.rows({"inp", inp}, C);
   check.rows({"dinp", dinp}, C, N);
   check.rows({"dout", dout}, OC, N);
-  check.dtype(inp.dtype(), {{"dinp", dinp}, {"dweight", dweight}, {"dout", dout}, {"weight", weight}});
+  check.dtype(inp.dtype(), {{"dinp", dinp}, {"dout", dout}, {"weight", weight}});
   if (!is_absent(dbias)) {
     check.element_count({"dbias", dbias}, OC);
     check.dtype(inp.dtype(), {{"dbias", dbias}});
   }
   run_on_device(device, inp.dtype(), __func__, [&](auto element, auto backend) {
     using S = decltype(element);
-    LADDER_BACKEND_CALL(backend, matmul_backward, dinp.as<S>(), dweight.as<S>(), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(),
+    LADDER_BACKEND_CALL(backend, matmul_backward, dinp.as<S>(), optional_data<S>(dweight), optional_data<S>(dbias), dout.as<S>(), inp.as<S>(),
                          weight.as<S>(), N, C, OC);
   });
 }
@@ -246,6 +255,39 @@ void gelu_backward(Tensor dinp, Tensor inp, Tensor dout) {
     using S = decltype(element);
     LADDER_BACKEND_CALL(backend, gelu_backward, dinp.as<S>(), inp.as<S>(), dout.as<S>(), inp.numel());
   });
+}
+
+namespace {
+
+// Dropout's two ops check the same things and pass the same mask parameters.
+template <class Call>
+void run_dropout(const char* op, Argument destination, Argument source, double probability, Call call) {
+  const ArgumentChecks check(op);
+  const Device device = check.same_device({destination, source});
+  check.same_shape(destination, source);
+  check.dtype(source.tensor.dtype(), {destination});
+  check.require(probability >= 0 && probability < 1, "probability ", probability, " must lie in [0, 1)");
+  run_on_device(device, source.tensor.dtype(), op, [&](auto element, auto backend) {
+    call(element, backend, dropout_threshold(probability), 1.0 / (1.0 - probability), source.tensor.numel());
+  });
+}
+
+}  // namespace
+
+void dropout_forward(Tensor out, Tensor inp, double probability, std::uint64_t seed) {
+  run_dropout(__func__, {"out", out}, {"inp", inp}, probability,
+              [&](auto element, auto backend, std::uint64_t threshold, double keep_scale, std::int64_t count) {
+                using S = decltype(element);
+                LADDER_BACKEND_CALL(backend, dropout_forward, out.as<S>(), inp.as<S>(), threshold, keep_scale, seed, count);
+              });
+}
+
+void dropout_backward(Tensor dinp, Tensor dout, double probability, std::uint64_t seed) {
+  run_dropout(__func__, {"dinp", dinp}, {"dout", dout}, probability,
+              [&](auto element, auto backend, std::uint64_t threshold, double keep_scale, std::int64_t count) {
+                using S = decltype(element);
+                LADDER_BACKEND_CALL(backend, dropout_backward, dinp.as<S>(), dout.as<S>(), threshold, keep_scale, seed, count);
+              });
 }
 
 void residual_forward(Tensor out, Tensor a, Tensor b) {

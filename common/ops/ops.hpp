@@ -30,14 +30,15 @@ void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
 /// LayerNorm over the last axis with eps 1e-5. inp/out (N,C) (any leading shape flattened), weight/bias (C),
 /// mean/rstd (N) in the compute type, saved for backward.
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias);
-/// Accumulates dinp (N,C), dweight (C), dbias (C) from dout (N,C).
+/// Accumulates dinp (N,C), dweight (C), dbias (C) from dout (N,C); empty dweight and dbias (both) are skipped: a
+/// frozen LayerNorm.
 void layernorm_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
                         Tensor mean, Tensor rstd);
 
 /// out (N,OC) = inp (N,C) · weightᵀ + bias, with weight (OC,C) and bias (OC); an empty bias (numel 0) means none.
 void matmul_forward(Tensor out, Tensor inp, Tensor weight, Tensor bias);
 /// Accumulates dinp (N,C) += dout·weight, dweight (OC,C) += doutᵀ·inp, dbias (OC) += column sums of dout
-/// (skipped when dbias is empty).
+/// (dweight and dbias each skipped when empty: a frozen weight, or no bias).
 void matmul_backward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight);
 
 /// Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v side by side, each split into n_head heads of
@@ -58,6 +59,13 @@ void flash_attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, 
 void gelu_forward(Tensor out, Tensor inp);
 /// Accumulates dinp from dout at the forward input inp.
 void gelu_backward(Tensor dinp, Tensor inp, Tensor dout);
+
+/// Inverted dropout: out = inp / (1 - probability) where the mask keeps an element, else 0; probability in [0, 1).
+/// The mask is a pure function of (seed, element index), the same on both devices, so backward regenerates it and
+/// none is stored. out may alias inp.
+void dropout_forward(Tensor out, Tensor inp, double probability, std::uint64_t seed);
+/// Accumulates dinp += dout / (1 - probability) where the forward with this seed kept an element.
+void dropout_backward(Tensor dinp, Tensor dout, double probability, std::uint64_t seed);
 
 /// out = a + b, elementwise (equal shapes).
 void residual_forward(Tensor out, Tensor a, Tensor b);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "common/ops/ops.hpp"
 
@@ -11,12 +12,20 @@ AdamW::AdamW(const ParameterLayout& layout, const AdamWConfig& config, DType sta
     : AdamW(ShardLayout(layout, 0, 1), config, state_dtype, device) {}
 
 AdamW::AdamW(const ShardLayout& shard, const AdamWConfig& config, DType state_dtype, Device device)
+    : AdamW(shard.spans(), shard.size(), shard.layout().padded_size(), config, state_dtype, device) {}
+
+AdamW::AdamW(std::vector<ShardSpan> spans, std::int64_t size, const AdamWConfig& config, DType state_dtype,
+             Device device)
+    : AdamW(std::move(spans), size, size, config, state_dtype, device) {}
+
+AdamW::AdamW(std::vector<ShardSpan> spans, std::int64_t size, std::int64_t layout_size, const AdamWConfig& config,
+             DType state_dtype, Device device)
     : config_(config),
-      spans_(shard.spans()),
-      size_(shard.size()),
-      layout_size_(shard.layout().padded_size()),
-      first_moment_storage_(shard.size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
-      second_moment_storage_(shard.size() * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
+      spans_(std::move(spans)),
+      size_(size),
+      layout_size_(layout_size),
+      first_moment_storage_(size * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
+      second_moment_storage_(size * dtype_size(state_dtype), MemoryCategory::OptimizerState, device),
       first_moment_(view_of(first_moment_storage_, state_dtype)),
       second_moment_(view_of(second_moment_storage_, state_dtype)) {}
 

@@ -32,6 +32,10 @@ class AdamW {
   /// Allocates zeroed moments for one rank's shard only (ZeRO): shard.size() elements instead of the layout's.
   AdamW(const ShardLayout& shard, const AdamWConfig& config, DType state_dtype = DType::F32,
         Device device = Device::CPU);
+  /// Allocates zeroed moments for a flat buffer of `size` elements outside the GPT's layout (stage 10's adapters),
+  /// of which it updates `spans` (each span's shard and layout offsets are its place in that buffer).
+  AdamW(std::vector<ShardSpan> spans, std::int64_t size, const AdamWConfig& config, DType state_dtype = DType::F32,
+        Device device = Device::CPU);
   /// One step of the whole model: measures the global norm of gradients·gradient_scale, clips it to
   /// gradient_clip, and updates every tensor of `parameters` (weight decay only where the layout says it decays).
   /// Returns the norm before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.
@@ -55,6 +59,9 @@ class AdamW {
   const AdamWConfig& config() const { return config_; }
 
  private:
+  AdamW(std::vector<ShardSpan> spans, std::int64_t size, std::int64_t layout_size, const AdamWConfig& config,
+        DType state_dtype, Device device);
+
   AdamWConfig config_;
   std::vector<ShardSpan> spans_;  // the real parameters it updates (padding stays zero)
   std::int64_t size_ = 0;

@@ -40,4 +40,13 @@ double accuracy(const std::vector<AnsweredProblem>& answered) {
   return static_cast<double>(right) / static_cast<double>(answered.size());
 }
 
+EvalMetrics held_out_metrics(GPT& model, const DataSource& data, int batches, int problems, std::int64_t step) {
+  EvalMetrics metrics;
+  metrics.step = step;
+  metrics.loss = held_out_loss(model, data, batches);
+  const auto answered = answer_problems(model, data, problems);
+  if (!answered.empty()) metrics.accuracy = accuracy(answered);
+  return metrics;
+}
+
 }  // namespace ladder

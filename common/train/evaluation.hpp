@@ -7,6 +7,7 @@
 
 #include "common/data/data_source.hpp"
 #include "common/model/gpt.hpp"
+#include "common/train/training_log.hpp"
 
 namespace ladder {
 
@@ -26,5 +27,9 @@ std::vector<AnsweredProblem> answer_problems(GPT& model, const DataSource& data,
 
 /// Fraction of problems answered exactly right (0 for none).
 double accuracy(const std::vector<AnsweredProblem>& answered);
+
+/// The held-out loss over `batches` batches and, where the data has problems, the accuracy on `problems` of them,
+/// recorded as of `step` training steps.
+EvalMetrics held_out_metrics(GPT& model, const DataSource& data, int batches, int problems, std::int64_t step);
 
 }  // namespace ladder

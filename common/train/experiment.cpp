@@ -167,11 +167,7 @@ void Experiment::record_step(GPT& model, std::int64_t step, double loss, double 
 }
 
 void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
-  last_eval_ = EvalMetrics{};
-  last_eval_.step = steps_done;
-  last_eval_.loss = held_out_loss(model, *data_, options_.eval_batches);
-  const auto answered = answer_problems(model, *data_, options_.eval_problems);
-  if (!answered.empty()) last_eval_.accuracy = accuracy(answered);
+  last_eval_ = held_out_metrics(model, *data_, options_.eval_batches, options_.eval_problems, steps_done);
   log_->log_eval(last_eval_);
   last_eval_step_ = steps_done;
 }

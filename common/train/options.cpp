@@ -30,17 +30,6 @@ void require_finite(const char* flag, double value) {
   require(std::isfinite(value), flag, value, "a finite number");
 }
 
-/// An output file is only written at the end of a run: catching a missing folder now saves the whole run.
-void require_writable_location(const char* flag, const std::string& path) {
-  if (path.empty()) return;
-  const std::filesystem::path file(path);
-  LADDER_CHECK(!std::filesystem::is_directory(file), flag, " ", path, ": is a folder; expected a file path");
-  const std::filesystem::path folder = file.parent_path();
-  if (folder.empty()) return;  // a bare file name lands in the current folder, which exists
-  LADDER_CHECK(std::filesystem::is_directory(folder), flag, " ", path, ": the folder '", folder.string(),
-               "' does not exist; create it first");
-}
-
 void validate(const TrainOptions& options) {
   require(options.layer_count >= 0, "--layers", options.layer_count, "an integer >= 0 (0 keeps the model's)");
   require(options.head_count >= 0, "--heads", options.head_count, "an integer >= 0 (0 keeps the model's)");
@@ -53,7 +42,7 @@ void validate(const TrainOptions& options) {
   require(options.sequence_length >= 0, "--seq-len", options.sequence_length,
           "an integer >= 0 (0 uses the model's context)");
 
-  require(options.steps >= 1, "--steps", options.steps, "an integer >= 1");
+  require(options.steps >= 0, "--steps", options.steps, "an integer >= 0 (0 only evaluates, e.g. a --load)");
   require_finite("--lr", options.learning_rate);
   require(options.learning_rate > 0, "--lr", options.learning_rate, "a number > 0");
   require(options.min_learning_rate_ratio >= 0 && options.min_learning_rate_ratio <= 1, "--lr-min-ratio",
@@ -113,9 +102,20 @@ CLI::Validator representable() {
 
 }  // namespace
 
+// An output file is only written at the end of a run: catching a missing folder now saves the whole run.
+void require_writable_location(const char* flag, const std::string& path) {
+  if (path.empty()) return;
+  const std::filesystem::path file(path);
+  LADDER_CHECK(!std::filesystem::is_directory(file), flag, " ", path, ": is a folder; expected a file path");
+  const std::filesystem::path folder = file.parent_path();
+  if (folder.empty()) return;  // a bare file name lands in the current folder, which exists
+  LADDER_CHECK(std::filesystem::is_directory(folder), flag, " ", path, ": the folder '", folder.string(),
+               "' does not exist; create it first");
+}
+
 TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description,
-                           const StageFlags& stage_flags) {
-  TrainOptions options;
+                           const StageFlags& stage_flags, const TrainOptions& defaults) {
+  TrainOptions options = defaults;
   options.stage = stage;
 
   CLI::App app{description, stage};
@@ -138,7 +138,7 @@ TrainOptions parse_options(int argc, char** argv, const std::string& stage, cons
   app.add_option("--seq-len", options.sequence_length, "Tokens per row (T; 0: the data's preferred length, else the model's context)")
       ->group("Data");
 
-  app.add_option("--steps", options.steps, "Training steps")
+  app.add_option("--steps", options.steps, "Training steps (0: evaluate the --load weights and report)")
       ->check(representable<std::int64_t>())
       ->group("Optimisation");
   app.add_option("--lr", options.learning_rate, "Peak learning rate")->group("Optimisation");

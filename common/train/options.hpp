@@ -27,7 +27,7 @@ struct TrainOptions {
   int batch_size = 64;                ///< --batch-size: B rows per rank
   int sequence_length = 0;            ///< --seq-len: T per row (0: the data's preferred length, else the context)
   // Optimisation
-  std::int64_t steps = 1000;          ///< --steps
+  std::int64_t steps = 1000;          ///< --steps (0: load, evaluate and report, no training)
   double learning_rate = 1e-3;        ///< --lr: peak learning rate (3e-3 stalls on some seeds)
   double min_learning_rate_ratio = 0.1;  ///< --lr-min-ratio: cosine decays to lr·ratio
   std::int64_t warmup_steps = 20;     ///< --warmup: linear warm-up steps
@@ -68,9 +68,14 @@ struct TrainOptions {
 using StageFlags = std::function<void(CLI::App&)>;
 
 /// Parses argv into options, validating every value. --help prints usage and throws EarlyExit(0);
-/// an unknown flag or bad value throws LadderError naming it. `stage_flags` adds the stage's own flags.
+/// an unknown flag or bad value throws LadderError naming it. `stage_flags` adds the stage's own flags;
+/// `defaults` are the values of flags not given (a stage may change some, as stage 10 trains on subtraction).
 TrainOptions parse_options(int argc, char** argv, const std::string& stage, const std::string& description,
-                           const StageFlags& stage_flags = {});
+                           const StageFlags& stage_flags = {}, const TrainOptions& defaults = {});
+
+/// Throws LadderError naming `flag` unless `path` (empty: none) can be written at the end of the run: not a folder,
+/// and in a folder that exists. Stages check their own output flags with it.
+void require_writable_location(const char* flag, const std::string& path);
 
 /// Thrown to leave main() early with an exit code but no error (e.g. after --help).
 struct EarlyExit {

@@ -68,7 +68,7 @@ void write_json_line(std::ofstream& file, const nlohmann::json& object) {
 TrainingLog::TrainingLog(std::string stage, std::int64_t total_steps, std::int64_t log_every,
                          const std::string& metrics_path, bool printing, bool append)
     : stage_(std::move(stage)), total_steps_(total_steps), log_every_(log_every), printing_(printing) {
-  LADDER_CHECK(total_steps_ >= 1, "TrainingLog: total steps ", total_steps_, " must be >= 1");
+  LADDER_CHECK(total_steps_ >= 0, "TrainingLog: total steps ", total_steps_, " must be >= 0");
   LADDER_CHECK(log_every_ >= 1, "TrainingLog: log_every ", log_every_, " must be >= 1");
   if (!metrics_path.empty()) {
     metrics_.open(metrics_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));

@@ -142,6 +142,13 @@ class RunnerOnTinyConfig(unittest.TestCase):
             self.assertIn(f" {result['ranks']} ", row)
             self.assertIn(f" {result['state_bytes_per_parameter']:.2f} ", row)
 
+    def test_lora_adapts_the_weights_stage05_wrote(self):
+        if not {"05_bf16", "10_lora"} <= set(self.stages):
+            self.skipTest("05_bf16 and 10_lora are not both built")
+        log = (self.out / "10_lora.log").read_text()
+        self.assertIn(f"base loaded from {self.out / '05_bf16.safetensors'}", log)
+        self.assertNotIn("no --base given", log)
+
     def test_stage01_memory_is_4_4_8_bytes_per_parameter(self):
         records = [json.loads(line) for line in (self.out / f"{STAGE01}.jsonl").read_text().splitlines()]
         count = next(r for r in records if r["type"] == "memory")["parameter_count"]

@@ -126,14 +126,14 @@ def gpt_forward(params, config, idx, targets, attention=causal_self_attention):
     return logits, loss
 
 
-def make_batches(config):
-    """Fixed token and target batches, one per step; about 20% of the targets are -1 (ignored)."""
-    rng = np.random.default_rng(RUN["seed"])
-    shape = (RUN["steps"], RUN["batch_size"], RUN["sequence_length"])
+def make_batches(config, run=RUN):
+    """Fixed token and target batches, one per step of `run`; about 20% of the targets are -1 (ignored)."""
+    rng = np.random.default_rng(run["seed"])
+    shape = (run["steps"], run["batch_size"], run["sequence_length"])
     inputs = rng.integers(0, config["vocab_size"], size=shape)
     targets = rng.integers(0, config["vocab_size"], size=shape)
-    targets[rng.random(shape) < RUN["ignored_fraction"]] = -1
-    for step in range(RUN["steps"]):
+    targets[rng.random(shape) < run["ignored_fraction"]] = -1
+    for step in range(run["steps"]):
         if (targets[step] >= 0).sum() == 0:  # a batch with nothing to learn would make the mean loss NaN
             targets[step, 0, 0] = 0
     return inputs.astype(np.int64), targets.astype(np.int64)

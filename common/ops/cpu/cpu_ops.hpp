@@ -26,7 +26,7 @@ void embedding_backward(S* dwte, S* dwpe, const S* dout, const std::int32_t* tok
 template <class S>
 void layernorm_forward(S* out, ComputeType<S>* mean, ComputeType<S>* rstd, const S* inp, const S* weight, const S* bias,
                        std::int64_t N, std::int64_t C);
-/// Accumulates dinp (N,C), dweight (C), dbias (C).
+/// Accumulates dinp (N,C), and dweight (C) and dbias (C) unless both are nullptr (a frozen LayerNorm).
 template <class S>
 void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight,
                         const ComputeType<S>* mean, const ComputeType<S>* rstd, std::int64_t N, std::int64_t C);
@@ -35,7 +35,7 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
 template <class S>
 void matmul_forward(S* out, const S* inp, const S* weight, const S* bias, std::int64_t N, std::int64_t C,
                     std::int64_t OC);
-/// Accumulates dinp (N,C), dweight (OC,C) and, unless nullptr, dbias (OC).
+/// Accumulates dinp (N,C) and, each unless nullptr, dweight (OC,C) and dbias (OC).
 template <class S>
 void matmul_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight, std::int64_t N,
                      std::int64_t C, std::int64_t OC);
@@ -65,6 +65,15 @@ void gelu_forward(S* out, const S* inp, std::int64_t count);
 /// dinp += GELU'(inp) · dout.
 template <class S>
 void gelu_backward(S* dinp, const S* inp, const S* dout, std::int64_t count);
+
+/// out = inp·scale where dropout_keeps(seed, i, threshold), else 0 (out may alias inp); scale in the compute type.
+template <class S>
+void dropout_forward(S* out, const S* inp, std::uint64_t threshold, double keep_scale, std::uint64_t seed,
+                     std::int64_t count);
+/// dinp += dout·scale where the forward of that seed kept the element.
+template <class S>
+void dropout_backward(S* dinp, const S* dout, std::uint64_t threshold, double keep_scale, std::uint64_t seed,
+                      std::int64_t count);
 
 /// out = a + b.
 template <class S>

@@ -72,6 +72,7 @@ void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* i
     }
     dinp_row.store();
   }
+  if (dweight == nullptr) return;  // a frozen LayerNorm: its parameters want no gradient
   for (std::int64_t c = 0; c < C; ++c) {
     dweight[c] = store<S>(load<S>(dweight[c]) + dweight_sum[c]);
     dbias[c] = store<S>(load<S>(dbias[c]) + dbias_sum[c]);

@@ -22,9 +22,11 @@ void matmul_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp,
   // dinp (N,C) += dout (N,OC) · weight (OC,C)
   gemm(GemmArguments<S>{.M = N, .N = C, .K = OC, .a = dout, .lda = OC, .b = weight, .ldb = C, .out = dinp, .ldc = C,
                         .start = GemmStart::Accumulate});
-  // dweight (OC,C) += doutᵀ (OC,N) · inp (N,C)
-  gemm(GemmArguments<S>{.transpose_a = true, .M = OC, .N = C, .K = N, .a = dout, .lda = OC, .b = inp, .ldb = C,
-                        .out = dweight, .ldc = C, .start = GemmStart::Accumulate});
+  if (dweight != nullptr) {  // a frozen weight (stage 10's base) has no gradient: skip its GEMM
+    // dweight (OC,C) += doutᵀ (OC,N) · inp (N,C)
+    gemm(GemmArguments<S>{.transpose_a = true, .M = OC, .N = C, .K = N, .a = dout, .lda = OC, .b = inp, .ldb = C,
+                          .out = dweight, .ldc = C, .start = GemmStart::Accumulate});
+  }
   if (dbias != nullptr) {
     // The bias is added to every row, so its gradient is the column sum of dout.
     Scratch<Compute> column_sums(OC);

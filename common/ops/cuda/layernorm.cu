@@ -143,20 +143,23 @@ template <class S>
 void layernorm_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp, const S* weight, const float* mean,
                         const float* rstd, std::int64_t N, std::int64_t C) {
   if (N <= 0 || C <= 0) return;
-  const std::int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxRowChunks - 1) / kMaxRowChunks);
-  const std::int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;
-  // dweight partials [chunks][C], then dbias partials [chunks][C].
-  float* dweight_partials = static_cast<float*>(device_scratch(static_cast<std::size_t>(2 * chunks * C) * sizeof(float)));
-  float* dbias_partials = dweight_partials + chunks * C;
+  if (dweight != nullptr) {  // nullptr (with dbias): a frozen LayerNorm, whose parameters want no gradient
+    const std::int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxRowChunks - 1) / kMaxRowChunks);
+    const std::int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;
+    // dweight partials [chunks][C], then dbias partials [chunks][C].
+    float* dweight_partials =
+        static_cast<float*>(device_scratch(static_cast<std::size_t>(2 * chunks * C) * sizeof(float)));
+    float* dbias_partials = dweight_partials + chunks * C;
 
-  // The parameter gradients read dout before the input gradient is written, so dinp may alias dout.
-  const dim3 partial_grid(blocks_for(C, kParameterThreads), static_cast<unsigned int>(chunks));
-  layernorm_parameter_partials_kernel<S><<<partial_grid, kParameterThreads>>>(dweight_partials, dbias_partials, dout,
-                                                                               inp, mean, rstd, N, C, rows_per_chunk);
-  check_launch("layernorm_parameter_partials_kernel");
-  layernorm_parameter_finish_kernel<S>
-      <<<grid_stride_blocks(C), kElementwiseThreads>>>(dweight, dbias, dweight_partials, dbias_partials, chunks, C);
-  check_launch("layernorm_parameter_finish_kernel");
+    // The parameter gradients read dout before the input gradient is written, so dinp may alias dout.
+    const dim3 partial_grid(blocks_for(C, kParameterThreads), static_cast<unsigned int>(chunks));
+    layernorm_parameter_partials_kernel<S><<<partial_grid, kParameterThreads>>>(
+        dweight_partials, dbias_partials, dout, inp, mean, rstd, N, C, rows_per_chunk);
+    check_launch("layernorm_parameter_partials_kernel");
+    layernorm_parameter_finish_kernel<S>
+        <<<grid_stride_blocks(C), kElementwiseThreads>>>(dweight, dbias, dweight_partials, dbias_partials, chunks, C);
+    check_launch("layernorm_parameter_finish_kernel");
+  }
 
   layernorm_backward_input_kernel<S>
       <<<blocks_for(N, kRowsPerBlock), kRowWarpThreads>>>(dinp, dout, inp, weight, mean, rstd, N, C);

@@ -286,7 +286,7 @@ void matmul_backward(S* dinp, S* dweight, S* dbias, const S* dout, const S* inp,
     // dinpᵀ (C,N) += weightᵀ (C,OC) · doutᵀ (OC,N): both are their row-major memory read column-major.
     gemm<S>(false, false, C, N, OC, weight, C, dout, OC, 1.0f, dinp, nullptr);
     // dweightᵀ (C,OC) += inpᵀ (C,N) · dout (N,OC): dout's memory is a column-major (OC,N), used transposed.
-    gemm<S>(false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, nullptr);
+    if (dweight != nullptr) gemm<S>(false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, nullptr);
   }
   if (dbias != nullptr && N > 0 && OC > 0) accumulate_column_sums(dbias, dout, N, OC);
 }
