@@ -1,5 +1,6 @@
 // The base stage 10 adapts: a checkpoint from --base, or one trained here first with stage 05's recipe.
 #include <memory>
+#include <optional>
 
 #include "05_bf16/bf16_training.hpp"
 #include "10_lora/lora_run.hpp"
@@ -71,6 +72,16 @@ void prepare_base(GPT& model, const LoraOptions& lora, Experiment& experiment) {
 EvalMetrics evaluate(GPT& model, const Experiment& experiment, std::int64_t step) {
   return held_out_metrics(model, experiment.data(), experiment.options().eval_batches,
                           experiment.options().eval_problems, step);
+}
+
+void keep_base_evaluation(TrainingState& state, EvalMetrics& before) {
+  state.add_number("base_eval.loss", [&before] { return before.loss; }, [&before](double loss) { before.loss = loss; });
+  // A task without exact answers (text) has no accuracy: kept as -1, which no accuracy is.
+  state.add_number(
+      "base_eval.accuracy", [&before] { return before.accuracy.value_or(-1.0); },
+      [&before](double accuracy) {
+        before.accuracy = accuracy < 0 ? std::nullopt : std::optional<double>(accuracy);
+      });
 }
 
 }  // namespace ladder::stage10

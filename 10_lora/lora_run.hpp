@@ -6,6 +6,7 @@
 #include "10_lora/lora_training.hpp"
 #include "common/train/experiment.hpp"
 #include "common/train/training_log.hpp"
+#include "common/train/training_state.hpp"
 
 namespace ladder::stage10 {
 
@@ -15,6 +16,10 @@ void prepare_base(GPT& model, const LoraOptions& lora, Experiment& experiment);
 
 /// The held-out loss and accuracy of `model` as it is now, on the run's task, as of `step` training steps.
 EvalMetrics evaluate(GPT& model, const Experiment& experiment, std::int64_t step);
+
+/// Adds the base's held-out loss and accuracy (`before`, measured before the first step) to the training state, so
+/// a resumed run reports them without the base it no longer has on its own (its adapters are restored with it).
+void keep_base_evaluation(TrainingState& state, EvalMetrics& before);
 
 /// --save: the adapters (fp32 master) and their adapter_config.json; --save-merged: the merged model, which stages
 /// 01-05 load with --load. Call after merge().

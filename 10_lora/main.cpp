@@ -23,12 +23,22 @@ int main(int argc, char** argv) {
                                    experiment.options().seed, experiment.options().batch_size,
                                    experiment.sequence_length(), experiment.device());
     GPT& model = training.model;
-    stage10::prepare_base(model, lora, experiment);  // 0. --base, or stage 05 trains one first
-    if (!lora.adapters_in.empty()) training.load(lora.adapters_in);  // 1. or adapters of an earlier run
-    const EvalMetrics before = stage10::evaluate(model, experiment, 0);
-    experiment.log().log_eval(before);
+    EvalMetrics before;                                    // the base's held-out figures, for the closing report
+    TrainingState state(model.layout());                   // what a checkpoint holds (--checkpoint-dir, --resume):
+    state.add("base_weights", model.parameters());         //   the frozen base, so a resume needs no base again,
+    state.add("adapters", training.adapters.weights());    //   A and B in bf16,
+    state.add("adapter_master_weights", training.master.weights());  //   their fp32 master copy,
+    state.add_optimizer("adamw", training.optimizer);      //   AdamW's moments and step count,
+    stage10::keep_base_evaluation(state, before);          //   and the base's held-out loss and accuracy
+    experiment.resume(state);                              // --resume: all of it from the newest checkpoint
+    if (!experiment.resuming()) {
+      stage10::prepare_base(model, lora, experiment);  // 0. --base, or stage 05 trains one first
+      if (!lora.adapters_in.empty()) training.load(lora.adapters_in);  // 1. or adapters of an earlier run
+      before = stage10::evaluate(model, experiment, 0);
+      experiment.log().log_eval(before);
+    }
 
-    for (std::int64_t step = 0; step < experiment.options().steps; ++step) {
+    for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
       const Batch batch = experiment.data().train_batch(step);
       const Stopwatch stopwatch;
 
@@ -43,6 +53,7 @@ int main(int argc, char** argv) {
       const double step_seconds = stopwatch.seconds();
       experiment.record_step(model, step, loss, learning_rate, gradient_norm, step_seconds);
     }
+    if (experiment.stopped_early()) return experiment.finish(model);  // --stop-at-step: no merge yet; --resume later
     const EvalMetrics adapted = stage10::evaluate(model, experiment, experiment.options().steps);
     training.merge();          // 7. W0 + (α/r)·B·A into the base; the adapters come off
     experiment.finish(model);  // the merged model: held-out loss and accuracy, samples, memory table

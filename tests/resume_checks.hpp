@@ -41,8 +41,10 @@ inline std::vector<nlohmann::json> training_records(const std::string& jsonl) {
 
 /// Runs `command` (a stage, or mpiexec and a stage) with `flags` straight, and split at step 10 (a checkpoint every
 /// 5 steps, --stop-at-step 10, then --resume in a new process); expects identical step and evaluation records in one
-/// continued metrics file, and byte-identical --save files.
-inline SplitRun expect_resumed_run_equals_straight_run(const std::string& command, const std::string& flags = "") {
+/// continued metrics file (`records` of them: 20 steps and 4 evaluations, unless the stage logs more), and
+/// byte-identical --save files.
+inline SplitRun expect_resumed_run_equals_straight_run(const std::string& command, const std::string& flags = "",
+                                                       std::size_t records = 20 + 4) {
   SplitRun split;
   testing_support::TempFolder folder("ladder-resume");
   const std::string base = command + kResumeFlags + flags;
@@ -66,7 +68,7 @@ inline SplitRun expect_resumed_run_equals_straight_run(const std::string& comman
 
   split.straight_records = training_records(testing_support::read_file(folder / "straight.jsonl"));
   const auto split_records = training_records(testing_support::read_file(folder / "split.jsonl"));
-  EXPECT_EQ(split.straight_records.size(), 20u + 4u) << "20 steps and 4 evaluations";
+  EXPECT_EQ(split.straight_records.size(), records) << "steps and evaluations";
   EXPECT_EQ(split_records.size(), split.straight_records.size());
   for (std::size_t i = 0; i < std::min(split_records.size(), split.straight_records.size()); ++i) {
     EXPECT_EQ(split_records[i], split.straight_records[i]) << "record " << i << " (JSON numbers keep every bit)";

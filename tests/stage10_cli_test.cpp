@@ -4,10 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "common/train/safetensors.hpp"
+#include "tests/resume_checks.hpp"
 #include "tests/run_command.hpp"
 
 namespace ladder {
@@ -123,6 +125,27 @@ TEST(Stage10Cli, WithoutABaseItTrainsStage05sAndSaysSo) {
   const SafetensorsFile ours = SafetensorsFile::read(own), theirs = SafetensorsFile::read(make_base(folder));
   ASSERT_EQ(ours.names(), theirs.names());
   for (const std::string& name : ours.names()) EXPECT_EQ(ours.get(name).bytes, theirs.get(name).bytes) << name;
+}
+
+TEST(Stage10Cli, StoppedAndResumedRunHasTheBitsOfAStraightRun) {
+  TempFolder folder("ladder-stage10-resume");
+  const std::string base = make_base(folder);
+  // 20 steps, 4 evaluations and the base's evaluation before step 1, which the resumed half takes from the checkpoint.
+  const auto split = resume_checks::expect_resumed_run_equals_straight_run(kStage, " --base " + base, 20 + 4 + 1);
+  std::vector<std::string> names;
+  for (const auto& tensor : split.manifest.at("tensors")) names.push_back(tensor.at("name"));
+  EXPECT_EQ(names, (std::vector<std::string>{"base_weights", "adapters", "adapter_master_weights", "adamw.first_moment",
+                                             "adamw.second_moment"}));
+  EXPECT_EQ(split.manifest.at("scalars").at("adamw.step_count"), 10);
+  EXPECT_EQ(split.resume_output.find("base loaded from"), std::string::npos) << "the base comes from the checkpoint";
+  // The closing report's "before" is the base's evaluation (the straight run's first record), carried over in the
+  // checkpoint: not an evaluation of the restored adapters.
+  const nlohmann::json& base_eval = split.straight_records.at(0);
+  ASSERT_EQ(base_eval.at("type"), "eval");
+  ASSERT_EQ(base_eval.at("step"), 0);
+  char before[64];
+  std::snprintf(before, sizeof before, "; loss %.4f -> ", base_eval.at("loss").get<double>());
+  EXPECT_NE(split.resume_output.find(before), std::string::npos) << before << "\n" << split.resume_output;
 }
 
 }  // namespace

@@ -124,6 +124,8 @@ void Experiment::resume(TrainingState& state) {
 
 std::int64_t Experiment::first_step() const { return checkpoints_->first_step(); }
 
+bool Experiment::resuming() const { return checkpoints_->resuming(); }
+
 std::int64_t Experiment::end_step() const { return checkpoints_->end_step(); }
 
 AdamWConfig Experiment::adamw_config() const {
@@ -174,7 +176,7 @@ void Experiment::evaluate(GPT& model, std::int64_t steps_done) {
 
 void Experiment::finish(GPT& model) {
   const bool planned = device_ == Device::Meta;
-  if (planned || end_step() < options_.steps) {
+  if (planned || stopped_early()) {
     if (planned) {
       log_->info(options_.stage + " | meta device: memory planned, no arithmetic done, so nothing to evaluate");
     } else {

@@ -74,6 +74,10 @@ class Experiment {
   std::int64_t first_step() const;
   /// The step the training loop ends before: --stop-at-step, else --steps.
   std::int64_t end_step() const;
+  /// True when --resume restored a checkpoint into the training state (what the stage set up before is replaced).
+  bool resuming() const;
+  /// True when the loop stopped before --steps (--stop-at-step): the end of the run (evaluation, --save) is to come.
+  bool stopped_early() const { return end_step() < options_.steps; }
   /// Records one finished step (0-based `step`) and evaluates when due. `extras` are stage-specific numbers for the
   /// console line and the metrics file; `records` go to the metrics file only. Writes a checkpoint when one is due.
   void record_step(GPT& model, std::int64_t step, double loss, double learning_rate, double gradient_norm,

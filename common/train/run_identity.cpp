@@ -17,7 +17,7 @@ const std::set<std::string> kFlagsFreeToDiffer = {
     "--samples",        "--sample-tokens", "--prompt",    "--save",          "--load",
     "--threads",        "--device",        "--tf32",      "--checkpoint-dir", "--checkpoint-every",
     "--keep",           "--stop-at-step",  "--resume",    "--debug-pause-checkpoint",
-    "--debug-delay-ms", "--timeline",      "--timeline-step"};
+    "--debug-delay-ms", "--timeline",      "--timeline-step", "--save-merged"};  // --save-merged: stage 10's output
 
 /// Equal as text, or both numbers of the same value ("1e-3" and "0.001").
 bool same_value(const std::string& a, const std::string& b) {
