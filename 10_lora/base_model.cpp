@@ -53,6 +53,11 @@ void train_base_with_stage05_recipe(GPT& frozen, const LoraOptions& lora, Experi
 }  // namespace
 
 void prepare_base(GPT& model, const LoraOptions& lora, Experiment& experiment) {
+  if (experiment.device() == Device::Meta) {
+    // A plan holds no values: there is nothing to read a base into or to train one with.
+    experiment.log().info("10_lora | meta device: the base is neither read nor trained; its bf16 weights are accounted");
+    return;
+  }
   if (!lora.base_path.empty()) {
     try {
       load_model_checkpoint(lora.base_path, model);

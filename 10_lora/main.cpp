@@ -31,11 +31,14 @@ int main(int argc, char** argv) {
     state.add_optimizer("adamw", training.optimizer);      //   AdamW's moments and step count,
     stage10::keep_base_evaluation(state, before);          //   and the base's held-out loss and accuracy
     experiment.resume(state);                              // --resume: all of it from the newest checkpoint
+    const bool planned = experiment.device() == Device::Meta;  // --device meta: memory only, no values
     if (!experiment.resuming()) {
       stage10::prepare_base(model, lora, experiment);  // 0. --base, or stage 05 trains one first
       if (!lora.adapters_in.empty()) training.load(lora.adapters_in);  // 1. or adapters of an earlier run
-      before = stage10::evaluate(model, experiment, 0);
-      experiment.log().log_eval(before);
+      if (!planned) {
+        before = stage10::evaluate(model, experiment, 0);
+        experiment.log().log_eval(before);
+      }
     }
 
     for (std::int64_t step = experiment.first_step(); step < experiment.end_step(); ++step) {
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
       const double step_seconds = stopwatch.seconds();
       experiment.record_step(model, step, loss, learning_rate, gradient_norm, step_seconds);
     }
-    if (experiment.stopped_early()) return experiment.finish(model);  // --stop-at-step: no merge yet; --resume later
+    if (experiment.stopped_early() || planned) return experiment.finish(model);  // no merge yet: --resume later
     const EvalMetrics adapted = stage10::evaluate(model, experiment, experiment.options().steps);
     training.merge();          // 7. W0 + (α/r)·B·A into the base; the adapters come off
     experiment.finish(model);  // the merged model: held-out loss and accuracy, samples, memory table

@@ -148,5 +148,32 @@ TEST(Stage10Cli, StoppedAndResumedRunHasTheBitsOfAStraightRun) {
   EXPECT_NE(split.resume_output.find(before), std::string::npos) << before << "\n" << split.resume_output;
 }
 
+TEST(Stage10Cli, AMetaPlanAccountsWhatARealRunHolds) {
+  TempFolder folder("ladder-stage10-meta");
+  const std::string base = make_base(folder);
+  const std::string flags = kTiny + " --steps 1 --eval-every 0 --lora-targets q,v,fc --lora-rank 4";
+  const CommandResult real = run_command(kStage + flags + " --base " + base + " --metrics " + (folder / "real.jsonl"));
+  ASSERT_EQ(real.exit_code, 0) << real.output;
+  const CommandResult planned = run_command(kStage + flags + " --device meta --metrics " + (folder / "meta.jsonl"));
+  ASSERT_EQ(planned.exit_code, 0) << planned.output;
+  EXPECT_NE(planned.output.find("meta device: the base is neither read nor trained"), std::string::npos)
+      << planned.output;
+  const auto memory_of = [](const std::string& path) {
+    for (const nlohmann::json& record : jsonl_records(read_file(path))) {
+      if (record.at("type") == "memory") return record;
+    }
+    return nlohmann::json();
+  };
+  const nlohmann::json real_memory = memory_of(folder / "real.jsonl");
+  const nlohmann::json meta_memory = memory_of(folder / "meta.jsonl");
+  ASSERT_FALSE(real_memory.is_null());
+  ASSERT_FALSE(meta_memory.is_null());
+  // Workspace differs (a plan never evaluates, and evaluation's scratch is not the step's); the state does not.
+  for (const char* category : {"parameters", "gradients", "master weights", "optimizer state", "activations"}) {
+    EXPECT_EQ(meta_memory.at("categories").at(category).at("peak"), real_memory.at("categories").at(category).at("peak"))
+        << category;
+  }
+}
+
 }  // namespace
 }  // namespace ladder
