@@ -2,8 +2,11 @@
 """The main job: train every built stage with the same flags, then compare them side by side.
 
 Each stage build/NN_name/NN_name runs with the flags given here (everything this script does not know is
-passed on, e.g. --steps 200 or --model tiny); the data-parallel stages 06-09 run under `mpiexec -n N` (--ranks,
-2 by default: on a GPU machine with fewer GPUs than ranks they share them through MPI, as the stages say). Each
+passed on, e.g. --steps 200 or --model tiny); without --steps, each trains 400 steps (the stages' own default is
+1000; 400 is where stage 01 reaches 100% on addition, and keeps the whole ladder to about five minutes on two
+cores). The data-parallel stages 06-09 run under `mpiexec -n N` (--ranks, 2 by default: on a GPU machine with
+fewer GPUs than ranks they share them through MPI, as the stages say), each rank with --batch-size / N rows, so
+that every stage trains on the same global batch, and --threads cores / N unless --threads is given. Each
 writes, under --out (default runs/):
   <stage>.log, <stage>.jsonl, <stage>.safetensors   its full output, metrics and final weights (10_lora: its
                                                     adapters, trained on 05_bf16.safetensors when 05 ran)
@@ -17,6 +20,7 @@ Only the standard library and matplotlib (for the charts) are needed.
 import argparse
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +38,8 @@ STEP_LINE = re.compile(r"\| step\s+(\d+)/(\d+) \| loss (\S+)")
 # The stages that run as several ranks (their number, the first two characters of the name).
 DATA_PARALLEL = {"06", "07", "08", "09"}
 LOG_TAIL_LINES = 8
+MAIN_JOB_STEPS = 400  # without --steps: stage 01 reaches 100% held-out accuracy on addition by then
+STAGE_BATCH_SIZE = 64  # the stages' own --batch-size default: the global batch when none is given
 
 
 def find_stages(build_dir):
@@ -112,6 +118,42 @@ def run_stage(executable, stage_flags, out_dir, position, progress, save_checkpo
     return result
 
 
+def flag_value(flags, name):
+    """The value of `name` among `flags` (`--name V` or `--name=V`; the last one wins), or None."""
+    value = None
+    for index, flag in enumerate(flags):
+        if flag == name and index + 1 < len(flags):
+            value = flags[index + 1]
+        elif flag.startswith(name + "="):
+            value = flag.split("=", 1)[1]
+    return value
+
+
+def without_flag(flags, name):
+    """`flags` with every `--name V` and `--name=V` taken out."""
+    kept, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == name:
+            skip = True
+        elif not flag.startswith(name + "="):
+            kept.append(flag)
+    return kept
+
+
+def per_rank_flags(stage_flags, ranks, cores):
+    """A data-parallel stage's flags at `ranks` ranks: the global batch split into --batch-size / N rows per rank
+    (every stage then trains on the same rows per step), and the cores shared out, unless --threads is given."""
+    if ranks == 1:
+        return stage_flags
+    global_batch = int(flag_value(stage_flags, "--batch-size") or STAGE_BATCH_SIZE)
+    flags = without_flag(stage_flags, "--batch-size") + ["--batch-size", str(global_batch // ranks)]
+    if flag_value(stage_flags, "--threads") is None:
+        flags += ["--threads", str(max(1, cores // ranks))]
+    return flags
+
+
 def base_flags(executable, results, out_dir):
     """10_lora adapts a trained base: stage 05's final weights when this run wrote them (else it trains its own)."""
     written = any(r["stage"] == "05_bf16" and r["status"] == "ok" for r in results)
@@ -172,6 +214,15 @@ def parse_arguments(argv):
     for flag in stage_flags:
         if flag.split("=")[0] in ("--metrics", "--save"):
             parser.error(f"{flag.split('=')[0]} is set by the runner for each stage (to {arguments.out}/<stage>.*)")
+    batch = flag_value(stage_flags, "--batch-size")
+    global_batch = int(batch) if batch is not None and batch.isdigit() else STAGE_BATCH_SIZE
+    if batch is not None and not batch.isdigit():
+        parser.error(f"--batch-size {batch}: expected a whole number of rows")
+    if global_batch % arguments.ranks != 0 or global_batch < arguments.ranks:
+        parser.error(f"--batch-size {global_batch} cannot be split evenly over --ranks {arguments.ranks} "
+                     "(each rank of stages 06-09 takes --batch-size / N rows): choose a multiple of it")
+    if flag_value(stage_flags, "--steps") is None:
+        stage_flags = ["--steps", str(MAIN_JOB_STEPS)] + stage_flags
     return parser, arguments, stage_flags
 
 
@@ -201,8 +252,11 @@ def main(argv):
                      "(apt-get install mpich), or pass --ranks 1")
     results = []
     for index, stage in enumerate(stages, start=1):
-        results.append(run_stage(stage, stage_flags + base_flags(stage, results, arguments.out), arguments.out,
-                                 f"[{index}/{len(stages)}]", progress, not arguments.no_checkpoints, arguments.ranks))
+        flags = stage_flags + base_flags(stage, results, arguments.out)
+        if stage.name[:2] in DATA_PARALLEL:
+            flags = per_rank_flags(flags, arguments.ranks, os.cpu_count() or 1)
+        results.append(run_stage(stage, flags, arguments.out, f"[{index}/{len(stages)}]", progress,
+                                 not arguments.no_checkpoints, arguments.ranks))
 
     table = comparison_markdown(results)
     (arguments.out / "ladder.md").write_text(f"# The ladder\n\nStage flags: `{' '.join(stage_flags) or '(defaults)'}`"

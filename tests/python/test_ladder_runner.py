@@ -135,8 +135,12 @@ class RunnerOnTinyConfig(unittest.TestCase):
             self.assertEqual(result["ring_bytes_per_step"], last_step.get("comm_ring_bytes", 0))
             for collective, sent in result["ring_bytes_by_collective"].items():
                 self.assertEqual(sent, last_step.get(f"ring_bytes_{collective}", 0), collective)
+            log = (self.out / f"{result['stage']}.log").read_text()
+            # Every stage trains on the same global batch: 64 rows, split 32 + 32 over the two ranks of 06-09.
+            self.assertIn("batch 64x10 tokens", log, result["stage"])
             if parallel:
-                self.assertIn("over 2 ranks", (self.out / f"{result['stage']}.log").read_text())
+                self.assertIn("over 2 ranks", log)
+                self.assertIn("--batch-size 32", " ".join(result["command"]))
                 self.assertGreater(result["ring_bytes_per_step"], 0)
             row = next(line for line in table.splitlines() if line.startswith(f"| {result['stage']} "))
             self.assertIn(f" {result['ranks']} ", row)
@@ -232,6 +236,13 @@ class RunnerReportsFailures(unittest.TestCase):
             self.assertEqual(row.count(" nan "), 2, row)
             for name in ("loss.png", "memory.png", "throughput.png"):
                 self.assertEqual((Path(out) / name).read_bytes()[:8], PNG_SIGNATURE, name)
+
+    def test_a_batch_that_does_not_split_over_the_ranks_is_refused_before_anything_runs(self):
+        with tempfile.TemporaryDirectory() as out:
+            process = run_runner("--build", BUILD, "--out", out, "--ranks", "2", "--batch-size", "5", *TINY)
+            self.assertEqual(process.returncode, 2)
+            self.assertIn("--batch-size 5 cannot be split evenly over --ranks 2", process.stderr)
+            self.assertFalse((Path(out) / "ladder.json").exists())
 
     def test_an_unbuilt_stage_is_refused_before_anything_runs(self):
         with tempfile.TemporaryDirectory() as out:
