@@ -8,7 +8,9 @@
 #include <sstream>
 #include <utility>
 
+#include "10_lora/lora_checkpoint.hpp"
 #include "common/error.hpp"
+#include "common/train/atomic_file.hpp"
 
 namespace ladder::stage10 {
 
@@ -111,6 +113,11 @@ TrainOptions parse_lora_options(int argc, char** argv, LoraOptions& options) {
   }
   LADDER_CHECK(options.base_steps >= 1, "--base-steps ", options.base_steps, ": expected an integer >= 1");
   require_writable_location("--save-merged", options.merged_path);
+  // Both files are renamed into place: a device node or a pipe of that name would be replaced by a file.
+  if (!options.merged_path.empty()) require_replaceable_file(options.merged_path, "--save-merged");
+  if (!options.adapters_out.empty()) {
+    require_replaceable_file(adapter_config_path(options.adapters_out), "--save (its adapter config)");
+  }
   return run;
 }
 

@@ -1,10 +1,12 @@
 // Stage 10 used as a user would: its flags, its refusals, its files, and the two equivalences with stage 05 (a base
 // it trains itself is the one 05 would save; its merged model, evaluated by 05, gives the numbers 10 reported).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -173,6 +175,23 @@ TEST(Stage10Cli, AMetaPlanAccountsWhatARealRunHolds) {
     EXPECT_EQ(meta_memory.at("categories").at(category).at("peak"), real_memory.at("categories").at(category).at("peak"))
         << category;
   }
+}
+
+TEST(Stage10Cli, OutputsThatAreNotRegularFilesAreRefusedAndLeftAlone) {
+  TempFolder folder("ladder-stage10-targets");
+  const std::string fifo = folder / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string run = kStage + kTiny + " --steps 1 --base-steps 2";
+  testing_support::expect_refused(run_command(run + " --save-merged " + fifo), "--save-merged " + fifo + ": is a FIFO");
+  testing_support::expect_refused(run_command(run + " --save " + fifo), "--save " + fifo + ": is a FIFO");
+  // The adapters' JSON config goes beside them, renamed into place too.
+  const std::string config_fifo = folder / "adapters.adapter_config.json";
+  ASSERT_EQ(::mkfifo(config_fifo.c_str(), 0644), 0);
+  testing_support::expect_refused(run_command(run + " --save " + (folder / "adapters.safetensors")),
+                                  "--save (its adapter config) " + config_fifo + ": is a FIFO");
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  EXPECT_TRUE(std::filesystem::is_fifo(config_fifo));
+  EXPECT_FALSE(std::filesystem::exists(folder / "adapters.safetensors")) << "refused before anything is written";
 }
 
 }  // namespace
