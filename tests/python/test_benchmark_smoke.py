@@ -12,8 +12,8 @@ import unittest
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-BENCH = Path(os.environ.get("LADDER_BENCH_BINARY",
-                            Path(os.environ.get("LADDER_BUILD_DIR", REPOSITORY / "build")) / "bench" / "ladder_bench"))
+BUILD = Path(os.environ.get("LADDER_BUILD_DIR", REPOSITORY / "build"))
+BENCH = Path(os.environ.get("LADDER_BENCH_BINARY", BUILD / "bench" / "ladder_bench"))
 STAGE = "stage01/small"
 KERNEL = "kernel/matmul_forward/f32/small_qkv_640x128x384"
 # The small model at a vocabulary of 16 (tests/stage01_memory_test.cpp): 2·16·128 + 64·128 + 4·(12·128² + 13·128) + 2·128.
@@ -78,6 +78,13 @@ class BenchmarkSmoke(unittest.TestCase):
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn("stage01/gpt2-124m/real_time", listed.stdout.splitlines())
         self.assertNotIn("stage01/gpt2-124m", self.results)
+
+    def test_every_single_process_stage_has_its_step_benchmark(self):
+        """01-05 and 10 run in one process, so ladder_bench times them; 06-09 are scripts/sharded_bench.py's."""
+        listed = subprocess.run([str(BENCH), "--benchmark_list_tests"], capture_output=True, text=True, timeout=60)
+        built = {path.name[:2] for path in BUILD.glob("[0-9][0-9]_*") if (path / path.name).is_file()}
+        for number in sorted(built - {"06", "07", "08", "09"}):
+            self.assertIn(f"stage{number}/small/real_time", listed.stdout.splitlines(), number)
 
     def test_report_reads_the_output(self):
         out = Path(self.directory.name) / "report"
