@@ -201,8 +201,15 @@ void gemm(const GemmArguments<S>& g) {
 }
 
 std::string gemm_description() {
-  return make_message("OpenBLAS sgemm, single-threaded calls on blocks of the output spread over ", worker_threads(),
-                      " thread(s); fp16/bf16 widened to fp32 a block at a time (",
+  // The kernel family OpenBLAS picked for this CPU decides the order of the additions inside each block, so it is
+  // what another machine must match to repeat a run's bits (OPENBLAS_CORETYPE=Haswell pins it on any AVX2 x86).
+#if defined(OPENBLAS_VERSION)
+  const std::string kernels = make_message(" (", openblas_get_corename(), " kernels)");
+#else
+  const std::string kernels;
+#endif
+  return make_message("OpenBLAS sgemm", kernels, ", single-threaded calls on blocks of the output spread over ",
+                      worker_threads(), " thread(s); fp16/bf16 widened to fp32 a block at a time (",
                       conversion_path_name(conversion_path()), "), each result rounded once");
 }
 
