@@ -13,7 +13,9 @@ technique. Compare rows of one run only.
 
   python3 scripts/sharded_bench.py --build build --out runs/sharded
   python3 scripts/sharded_bench.py --workloads small --ranks 1,2 --stages 07_zero1,09_fsdp
-Writes OUT/sharded_bench.md and OUT/sharded_bench.json.
+Writes OUT/sharded_bench.md and OUT/sharded_bench.json, and for each rank count N OUT/benchmark_npN.json in
+Google Benchmark's schema, which `scripts/report.py --baseline OLD/benchmark_np2.json NEW/benchmark_np2.json`
+compares (the regression gate: time past a threshold, any memory category grown by a byte).
 """
 import argparse
 import json
@@ -38,12 +40,14 @@ MIB = 1024.0 * 1024.0
 
 
 def workload_flags(name):
+    if name == "tiny":  # seconds: for the tests
+        return ["--model", "tiny", "--batch-size", "2"], 4
     if name == "small":
         return ["--model", "small", "--batch-size", "16"], 20
     if name == "gpt2-124m":
         return ["--model", "gpt2-124m", "--data", "random:50257", "--batch-size", "1", "--seq-len", "64",
                 "--eval-batches", "1"], 4
-    sys.exit(f"sharded_bench: unknown workload '{name}' (small, gpt2-124m)")
+    sys.exit(f"sharded_bench: unknown workload '{name}' (tiny, small, gpt2-124m)")
 
 
 def run(build, label, binary, extra, ranks, workload, folder):
@@ -72,11 +76,36 @@ def run(build, label, binary, extra, ranks, workload, folder):
     return {
         "workload": workload, "stage": label, "ranks": ranks, "parameters": parameters,
         "median_step_seconds": seconds, "tokens_per_second": last["tokens"] / seconds,
+        "step_seconds": [r["step_seconds"] for r in steps_records], "tokens_per_step": last["tokens"],
         "peak_bytes": peaks, "state_bytes_per_parameter": sum(peaks[c] for c in STATE) / parameters,
         "accountant_peak_total": memory["peak_total"], "os_peak_rss_per_rank": rss,
         "comm_logical_bytes": last.get("comm_bytes", 0), "comm_ring_bytes": last.get("comm_ring_bytes", 0),
         "ring_bytes": {key[len("ring_bytes_"):]: value for key, value in last.items() if key.startswith("ring_bytes_")},
     }
+
+
+def benchmark_name(row):
+    """'07_zero1/small', '09_fsdp/no-prefetch/gpt2-124m': one name per stage variant and workload."""
+    variant = row["stage"].replace(" (no prefetch)", "/no-prefetch")
+    return f"{variant}/{row['workload']}"
+
+
+def google_benchmark_json(rows, ranks):
+    """The runs at `ranks` ranks in Google Benchmark's JSON schema, one entry per timed step (as repetitions), so
+    that `scripts/report.py --baseline OLD NEW` compares two such files: time with its noise, and every memory
+    category's peak per rank, to the byte."""
+    entries = []
+    for row in (r for r in rows if r["ranks"] == ranks):
+        name = benchmark_name(row)
+        counters = {f"peak_bytes_{category}": value for category, value in row["peak_bytes"].items()}
+        counters["peak_bytes"] = row["accountant_peak_total"]
+        for index, seconds in enumerate(row["step_seconds"]):
+            entries.append({"name": name, "run_name": name, "run_type": "iteration",
+                            "repetitions": len(row["step_seconds"]), "repetition_index": index, "iterations": 1,
+                            "real_time": seconds, "cpu_time": seconds, "time_unit": "s", "step_seconds": seconds,
+                            "tokens_per_second": row["tokens_per_step"] / seconds, "parameters": row["parameters"],
+                            "ring_bytes_per_step": row["comm_ring_bytes"], **counters})
+    return {"context": {"executable": "scripts/sharded_bench.py", "ranks": ranks}, "benchmarks": entries}
 
 
 def markdown(rows):
@@ -107,7 +136,7 @@ def main():
     parser.add_argument("--build", default="build")
     parser.add_argument("--out", default="runs/sharded")
     parser.add_argument("--ranks", default="1,2,4", help="comma-separated rank counts")
-    parser.add_argument("--workloads", default="small,gpt2-124m", help="small, gpt2-124m, or both")
+    parser.add_argument("--workloads", default="small,gpt2-124m", help="small, gpt2-124m, or both (tiny: seconds)")
     parser.add_argument("--stages", default="", help="comma-separated stage labels (default: all five variants)")
     args = parser.parse_args()
     wanted = [s for s in args.stages.split(",") if s]
@@ -121,6 +150,8 @@ def main():
                 for ranks in (int(n) for n in args.ranks.split(",")):
                     rows.append(run(args.build, label, binary, extra, ranks, workload, folder))
     (out / "sharded_bench.json").write_text(json.dumps(rows, indent=1))
+    for ranks in dict.fromkeys(row["ranks"] for row in rows):
+        (out / f"benchmark_np{ranks}.json").write_text(json.dumps(google_benchmark_json(rows, ranks), indent=1))
     text = markdown(rows)
     (out / "sharded_bench.md").write_text(text + "\n")
     print(text)
