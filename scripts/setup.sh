@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libopenblas-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-          libbenchmark-dev doxygen mpich libmpich-dev python3 python3-matplotlib)
+          libbenchmark-dev doxygen mpich libmpich-dev python3 python3-matplotlib time)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

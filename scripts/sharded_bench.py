@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,11 @@ def main():
     parser.add_argument("--workloads", default="small,gpt2-124m", help="small, gpt2-124m, or both (tiny: seconds)")
     parser.add_argument("--stages", default="", help="comma-separated stage labels (default: all five variants)")
     args = parser.parse_args()
+    if not os.access("/usr/bin/time", os.X_OK):
+        sys.exit("sharded_bench: /usr/bin/time is missing, which measures each rank's peak memory "
+                 "(apt-get install time; scripts/setup.sh installs it)")
+    if shutil.which("mpiexec") is None:
+        sys.exit("sharded_bench: mpiexec is missing (apt-get install mpich; scripts/setup.sh installs it)")
     wanted = [s for s in args.stages.split(",") if s]
     variants = [v for v in VARIANTS if not wanted or v[0] in wanted or v[1] in wanted]
     out = Path(args.out)
