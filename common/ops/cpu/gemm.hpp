@@ -41,7 +41,7 @@ struct GemmArguments {
   const S* bias = nullptr;   ///< N values, read when start is Bias
 };
 
-/// Computes the GEMM in ComputeType<S> (fp32 for fp16/bf16, with fp32 accumulation) and rounds each output
+/// Computes the GEMM in `ComputeType<S>` (fp32 for fp16/bf16, with fp32 accumulation) and rounds each output
 /// element into S once.
 template <class S>
 void gemm(const GemmArguments<S>& arguments);
