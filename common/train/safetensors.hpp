@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/dtype.hpp"
+#include "common/train/atomic_file.hpp"
 
 namespace ladder {
 
@@ -35,7 +37,6 @@ class SafetensorsWriter {
   /// Checks the names, types and shapes and writes the header; throws LadderError naming the defect.
   SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
                     const std::map<std::string, std::string>& metadata = {});
-  ~SafetensorsWriter();
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
   /// Writes the next tensor's bytes (its whole size, from host memory).
@@ -47,13 +48,11 @@ class SafetensorsWriter {
   void commit();
 
  private:
-  [[noreturn]] void fail(const std::string& what);
   std::string path_;
-  std::string temporary_;
   std::vector<TensorToWrite> tensors_;
   std::size_t written_ = 0;  // tensors written so far
   std::uint64_t written_part_ = 0;  // bytes of the current tensor written so far
-  int descriptor_ = -1;
+  std::optional<AtomicFile> file_;  // made once the header is known to be valid, so a bad call creates no file
 };
 
 /// One tensor read from a file.

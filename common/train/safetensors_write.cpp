@@ -1,13 +1,6 @@
 // write_safetensors: the writing half of safetensors.hpp, kept apart from the validating reader.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <set>
 #include <string>
 
@@ -59,33 +52,14 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                      const std::map<std::string, std::string>& metadata)
-    : path_(path), temporary_(path + ".tmp." + std::to_string(::getpid())), tensors_(tensors) {
+    : path_(path), tensors_(tensors) {
   // Everything that can be checked is checked before a byte is written, so a bad call touches no file.
   const std::string header = build_header(path, tensors, metadata, /*data_given=*/false);
-  require_replaceable_file(path, "checkpoint");
-  // A crash or full disk mid-write must never leave a half checkpoint under the real name: write beside it,
-  // then rename, which replaces the old file in one step on POSIX file systems.
-  descriptor_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LADDER_CHECK(descriptor_ >= 0, "cannot write checkpoint '", path, "': creating '", temporary_, "' failed: ",
-               std::strerror(errno));
+  file_.emplace(path, "checkpoint");
   unsigned char length_bytes[8];
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(std::uint64_t{header.size()} >> (8 * i));
-  if (!write_all(descriptor_, length_bytes, sizeof length_bytes)) fail("writing the header length");
-  if (!write_all(descriptor_, header.data(), header.size())) fail("writing the header");
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (descriptor_ < 0) return;
-  ::close(descriptor_);
-  ::unlink(temporary_.c_str());
-}
-
-void SafetensorsWriter::fail(const std::string& what) {
-  const int error = errno;
-  if (descriptor_ >= 0) ::close(descriptor_);
-  descriptor_ = -1;
-  ::unlink(temporary_.c_str());
-  throw LadderError(make_message("cannot write checkpoint '", path_, "': ", what, " failed: ", std::strerror(error)));
+  file_->write(length_bytes, sizeof length_bytes, "writing the header length");
+  file_->write(header.data(), header.size(), "writing the header");
 }
 
 void SafetensorsWriter::write_next(const void* data) {
@@ -100,14 +74,14 @@ void SafetensorsWriter::write_next(const void* data) {
 }
 
 void SafetensorsWriter::write_part(const void* data, std::uint64_t bytes) {
-  LADDER_CHECK(descriptor_ >= 0, "writing checkpoint '", path_, "': the file is already closed");
+  LADDER_CHECK(file_->is_open(), "writing checkpoint '", path_, "': the file is already closed");
   LADDER_CHECK(written_ < tensors_.size(), "writing checkpoint '", path_, "': all ", tensors_.size(),
                " tensors are written already");
   const TensorToWrite& tensor = tensors_[written_];
   const std::uint64_t tensor_bytes = *tensor_byte_count(tensor.shape, tensor.dtype);
   LADDER_CHECK(written_part_ + bytes <= tensor_bytes, "writing checkpoint '", path_, "': ", written_part_ + bytes,
                " bytes given for tensor '", tensor.name, "', which has ", tensor_bytes);
-  if (bytes > 0 && !write_all(descriptor_, data, bytes)) fail("writing tensor '" + tensor.name + "'");
+  file_->write(data, bytes, "writing tensor '" + tensor.name + "'");
   written_part_ += bytes;
   if (written_part_ < tensor_bytes) return;
   written_part_ = 0;
@@ -117,26 +91,7 @@ void SafetensorsWriter::write_part(const void* data, std::uint64_t bytes) {
 void SafetensorsWriter::commit() {
   LADDER_CHECK(written_ == tensors_.size(), "writing checkpoint '", path_, "': only ", written_, " of ",
                tensors_.size(), " tensors were written");
-  if (::fsync(descriptor_) != 0) fail("flushing to disk (fsync)");
-  const int descriptor = descriptor_;
-  descriptor_ = -1;
-  if (::close(descriptor) != 0) {
-    const int error = errno;
-    ::unlink(temporary_.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path_, "': closing failed: ", std::strerror(error)));
-  }
-  // Checked again at the last moment: the target may have appeared since the writer was made.
-  if (const std::string kind = file_kind(path_); !kind.empty() && kind != "a regular file") {
-    ::unlink(temporary_.c_str());
-    require_replaceable_file(path_, "checkpoint");
-  }
-  if (std::rename(temporary_.c_str(), path_.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary_.c_str());
-    throw LadderError(make_message("cannot write checkpoint '", path_, "': renaming '", temporary_,
-                                   "' into place failed: ", std::strerror(error)));
-  }
-  sync_folder_of(path_);
+  file_->commit();
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
