@@ -6,20 +6,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/comm/mpi/mpi_check.hpp"
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
 
 namespace ladder {
 
 namespace {
-
-void check_mpi(int status, const char* call) {
-  if (status == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(status, text, &length);
-  throw LadderError(make_message(call, " failed: ", std::string(text, static_cast<std::size_t>(length))));
-}
 
 // Sums of 16-bit floats: each pair is added in fp32 and rounded once, as the GPU's reductions do.
 template <class Half16>

@@ -23,14 +23,6 @@ void check_nccl(ncclResult_t status, const char* call, ncclComm_t comm) {
   throw LadderError(message);
 }
 
-void check_mpi(int status, const char* call) {
-  if (status == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(status, text, &length);
-  throw LadderError(make_message(call, " failed: ", std::string(text, static_cast<std::size_t>(length))));
-}
-
 // Picks this rank's GPU (numbered by its rank on the node), and says what is wrong if it has none of its own. The
 // PCI bus ids of the chosen GPUs are compared across the node, so that ranks that each see one GPU
 // (CUDA_VISIBLE_DEVICES set per rank) pass, and ranks that outnumber the GPUs (two would share one) are refused.

@@ -1,6 +1,6 @@
 /// @file nccl_startup.hpp
 /// @brief How an NCCL communicator starts: each rank's GPU, every rank agreeing it can go on, NCCL's unique id
-/// carried by MPI; and the checks every NCCL, CUDA and MPI call goes through.
+/// carried by MPI; and the checks every NCCL and CUDA call goes through (MPI's: mpi_check.hpp).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,6 +8,8 @@
 #include <nccl.h>
 
 #include <string>
+
+#include "common/comm/mpi/mpi_check.hpp"  // check_mpi, for the MPI calls of the start-up
 
 /// The NCCL backend's start-up and checks, shared by its files.
 namespace ladder::nccl_startup {
@@ -22,8 +24,6 @@ inline constexpr const char* kUseMpiInstead =
 void check_cuda(cudaError_t status, const char* call);
 /// Throws LadderError naming `call`, NCCL's message and its last error detail unless `status` is success.
 void check_nccl(ncclResult_t status, const char* call, ncclComm_t comm);
-/// Throws LadderError naming `call` and MPI's message unless `status` is MPI_SUCCESS.
-void check_mpi(int status, const char* call);
 
 /// This rank's GPU, numbered by its rank on the node; `problem` says what is wrong when it has none of its own (the
 /// node's ranks compare PCI bus ids, so ranks that would share a GPU are refused). Every rank makes the same MPI
