@@ -144,12 +144,11 @@ def without_flag(flags, name):
     return kept
 
 
-def per_rank_flags(stage_flags, ranks, cores):
+def per_rank_flags(stage_flags, global_batch, ranks, cores):
     """A data-parallel stage's flags at `ranks` ranks: the global batch split into --batch-size / N rows per rank
     (every stage then trains on the same rows per step), and the cores shared out, unless --threads is given."""
     if ranks == 1:
         return stage_flags
-    global_batch = int(flag_value(stage_flags, "--batch-size") or STAGE_BATCH_SIZE)
     flags = without_flag(stage_flags, "--batch-size") + ["--batch-size", str(global_batch // ranks)]
     if flag_value(stage_flags, "--threads") is None:
         flags += ["--threads", str(max(1, cores // ranks))]
@@ -217,11 +216,11 @@ def parse_arguments(argv):
         if flag.split("=")[0] in ("--metrics", "--save"):
             parser.error(f"{flag.split('=')[0]} is set by the runner for each stage (to {arguments.out}/<stage>.*)")
     batch = flag_value(stage_flags, "--batch-size")
-    global_batch = int(batch) if batch is not None and batch.isdigit() else STAGE_BATCH_SIZE
     if batch is not None and not batch.isdigit():
         parser.error(f"--batch-size {batch}: expected a whole number of rows")
-    if global_batch % arguments.ranks != 0 or global_batch < arguments.ranks:
-        parser.error(f"--batch-size {global_batch} cannot be split evenly over --ranks {arguments.ranks} "
+    arguments.global_batch = int(batch) if batch is not None else STAGE_BATCH_SIZE
+    if arguments.global_batch % arguments.ranks != 0 or arguments.global_batch < arguments.ranks:
+        parser.error(f"--batch-size {arguments.global_batch} cannot be split evenly over --ranks {arguments.ranks} "
                      "(each rank of stages 06-09 takes --batch-size / N rows): choose a multiple of it")
     if flag_value(stage_flags, "--model") is None and flag_value(stage_flags, "--layers") is None:
         stage_flags = ["--layers", str(MAIN_JOB_LAYERS)] + stage_flags
@@ -258,7 +257,7 @@ def main(argv):
     for index, stage in enumerate(stages, start=1):
         flags = stage_flags + base_flags(stage, results, arguments.out)
         if stage.name[:2] in DATA_PARALLEL:
-            flags = per_rank_flags(flags, arguments.ranks, os.cpu_count() or 1)
+            flags = per_rank_flags(flags, arguments.global_batch, arguments.ranks, os.cpu_count() or 1)
         results.append(run_stage(stage, flags, arguments.out, f"[{index}/{len(stages)}]", progress,
                                  not arguments.no_checkpoints, arguments.ranks))
 
