@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ladder import format_bytes, format_rate, read_metrics
+from ladder_metrics import format_bytes, format_rate, read_metrics
 from report import markdown_table
 
 REPOSITORY = Path(__file__).resolve().parent.parent

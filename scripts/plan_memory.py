@@ -18,8 +18,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-from ladder_metrics import CATEGORIES, MODEL_STATE as STATE  # the accountant's categories
+from ladder_metrics import CATEGORIES, MODEL_STATE as STATE, read_metrics  # the accountant's categories
 
 SINGLE = ["01_fp32_baseline", "02_fp16_naive", "03_master_weights", "04_loss_scaling", "05_bf16"]
 PARALLEL = ["06_ddp", "07_zero1", "08_zero2", "09_fsdp"]
@@ -45,8 +46,7 @@ def plan(build, stage, ranks, model_flags):
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
-        with open(metrics) as lines:
-            records = [json.loads(line) for line in lines]
+        records = read_metrics(Path(metrics))
     memory = next(r for r in records if r["type"] == "memory")
     steps = [r for r in records if r["type"] == "step"]
     return {"stage": stage, "ranks": ranks if stage in PARALLEL else 1, "parameters": memory["parameter_count"],

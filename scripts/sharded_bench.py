@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ladder_metrics import CATEGORIES, MODEL_STATE as STATE  # the accountant's categories
+from ladder_metrics import CATEGORIES, MODEL_STATE as STATE, read_metrics  # the accountant's categories
 
 # (label, stage binary, extra flags): 09 twice, to show what prefetching is worth.
 VARIANTS = [
@@ -67,7 +67,7 @@ def run(build, label, binary, extra, ranks, workload, folder):
     if result.returncode != 0:
         sys.exit(f"sharded_bench: {' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     rss = [int(kib) * 1024 for kib in re.findall(r"ladder-rank-peak-rss-kib (\d+)", result.stdout + result.stderr)]
-    records = [json.loads(line) for line in open(metrics)]
+    records = read_metrics(Path(metrics))
     steps_records = [r for r in records if r["type"] == "step"][1:]  # the first step warms caches and allocators
     memory = next(r for r in records if r["type"] == "memory")
     seconds = sorted(r["step_seconds"] for r in steps_records)[len(steps_records) // 2]
