@@ -1,9 +1,11 @@
 /// @file worker_pool.hpp
-/// @brief The CPU ops' threads: a fixed set of workers that sleep until a parallel loop hands them work.
+/// @brief The CPU ops' threads: a fixed set of workers that wait for a parallel loop to hand them work.
 ///
 /// The CPU path has one pool of threads, this one (OpenBLAS itself is kept to one thread and called from here).
-/// Its workers block on a condition variable between loops instead of spinning, so a thread that has nothing
-/// to do costs nothing, not even system time; the calling thread works too. A loop's tasks are taken in any
+/// Between loops its workers watch for the next one for some tens of microseconds (the gaps inside a training
+/// step are mostly shorter), then block on a condition variable, so a thread with nothing to do soon costs
+/// nothing, not even system time, unlike OpenBLAS's threads, which spin in sched_yield; the calling thread works
+/// too. A loop's tasks are taken in any
 /// order by any thread, so a task's result must not depend on which thread runs it or on what ran before: that
 /// is what makes the ops give the same bits at any thread count.
 #pragma once
