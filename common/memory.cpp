@@ -103,7 +103,7 @@ MemoryAccountant& memory_accountant() {
   return accountant;
 }
 
-Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device)
+Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device, BufferContents contents)
     : bytes_(bytes), category_(category), device_(device) {
   if (bytes == 0) return;
   if (device == Device::CPU) {
@@ -111,7 +111,7 @@ Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device)
     const std::size_t rounded = (bytes + 63) / 64 * 64;
     data_ = std::aligned_alloc(64, rounded);
     LADDER_CHECK(data_ != nullptr, "out of host memory allocating ", bytes, " bytes for ", category_name(category));
-    std::memset(data_, 0, bytes);
+    if (contents == BufferContents::Zeroed) std::memset(data_, 0, bytes);
   } else if (device == Device::Meta) {
     // Addresses that views can be cut from, but no memory behind them: reading one would fault at once.
     data_ = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

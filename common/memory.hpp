@@ -75,12 +75,20 @@ class MemoryAccountant {
 /// The process-wide accountant.
 MemoryAccountant& memory_accountant();
 
-/// An owned, accounted, zero-initialised block of memory on one device; move-only.
+/// What a new CPU buffer holds.
+enum class BufferContents {
+  Zeroed,        ///< every byte 0 (the default)
+  Uninitialized  ///< whatever the allocator returns: for scratch its user fills completely before reading
+};
+
+/// An owned, accounted, zero-initialised (unless asked otherwise) block of memory on one device; move-only.
 class Buffer {
  public:
   Buffer() = default;
-  /// Allocates `bytes` on `device`, tagged with `category`, filled with zeros (on meta: reserved, never touched).
-  Buffer(std::size_t bytes, MemoryCategory category, Device device = Device::CPU);
+  /// Allocates `bytes` on `device`, tagged with `category`, filled with zeros (on meta: reserved, never touched);
+  /// on the CPU, `contents` may ask to skip the zeros, for scratch that is written before it is read.
+  Buffer(std::size_t bytes, MemoryCategory category, Device device = Device::CPU,
+         BufferContents contents = BufferContents::Zeroed);
   ~Buffer();
   /// Takes over another buffer's block (and its accounting); `other` becomes empty.
   Buffer(Buffer&& other) noexcept;

@@ -24,13 +24,14 @@
 
 namespace ladder::ops::cpu {
 
-/// A zeroed array of `count` elements of T in Workspace memory, freed when it goes out of scope.
+/// An array of `count` elements of T in Workspace memory, zeroed unless asked not to be, freed when it goes out
+/// of scope.
 template <class T>
 class Scratch {
  public:
   /// Allocates `count` elements (zero elements allocate nothing).
-  explicit Scratch(std::int64_t count)
-      : buffer_(static_cast<std::size_t>(count) * sizeof(T), MemoryCategory::Workspace) {}
+  explicit Scratch(std::int64_t count, BufferContents contents = BufferContents::Zeroed)
+      : buffer_(static_cast<std::size_t>(count) * sizeof(T), MemoryCategory::Workspace, Device::CPU, contents) {}
   /// Start of the array.
   T* data() const { return static_cast<T*>(buffer_.data()); }
   /// Element `index`.

@@ -178,7 +178,9 @@ void gemm(const GemmArguments<S>& g) {
   const std::int64_t operand_size = widens ? blocking.block * g.K : 0;
   const std::int64_t output_size = widens ? blocking.block * other_extent : 0;
   const int slots = worker_threads();
-  const Scratch<Compute> scratch(shared_size + slots * (operand_size + output_size));
+  // No zeros needed: each part is written before it is read (a Zero start is sgemm's beta = 0, which BLAS
+  // defines as not reading the output at all). Zeroing it cost a memset of every operand on every call.
+  const Scratch<Compute> scratch(shared_size + slots * (operand_size + output_size), BufferContents::Uninitialized);
   Compute* const shared_scratch = scratch.data();
   const Matrix<const Compute> shared =
       blocking.by_columns ? shared_compute_values(rows_of_op_a(g, 0, g.M), shared_scratch)
