@@ -50,11 +50,7 @@ void add_loss_scaler_flags(CLI::App& app, LossScalerConfig& config) {
   app.final_callback([&config] { config.validate(); });
 }
 
-bool has_inf_or_nan(Tensor gradients) {
-  // The squares are summed in double: even fp32's largest value squared, times a billion elements, is finite
-  // there, so the sum is finite exactly when every element is.
-  return !std::isfinite(ops::sum_of_squares(gradients));
-}
+bool has_inf_or_nan(Tensor gradients) { return !ops::all_finite(gradients); }
 
 DynamicLossScaler::DynamicLossScaler(const LossScalerConfig& config) : config_(config), scale_(config.initial_scale) {
   config_.validate();

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "common/ops/ops.hpp"
@@ -157,6 +158,36 @@ TEST(ForwardReference, ResidualScaleAccumulateAndSumOfSquares) {
   ops::accumulate(Tensor(destination.data(), DType::F32, {2}), Tensor(source.data(), DType::F16, {2}));
   EXPECT_EQ(destination, (std::vector<float>{1.5f, -1.0f}));
   EXPECT_EQ(ops::sum_of_squares(Tensor(source.data(), DType::F16, {2})), 9.25);
+}
+
+// all_finite, the loss scaler's overflow check, against std::isfinite element by element: a tensor large enough
+// to be split over the threads, with one inf, -inf, NaN or the largest finite value at the first element, at a
+// chunk boundary, in the middle and at the last element, in every float storage type.
+template <class S>
+void check_all_finite(DType dtype) {
+  const std::int64_t count = 200003;
+  std::vector<S> values(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) values[static_cast<std::size_t>(i)] = S(0.001f * static_cast<float>(i % 997 - 498));
+  Tensor tensor(values.data(), dtype, {count});
+  EXPECT_TRUE(ops::all_finite(tensor)) << dtype_name(dtype);
+  const float specials[] = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(), 60000.0f};
+  for (const float special : specials) {
+    for (const std::int64_t where : {std::int64_t{0}, std::int64_t{1024}, count / 2, count - 1}) {
+      const S before = values[static_cast<std::size_t>(where)];
+      values[static_cast<std::size_t>(where)] = S(special);
+      const bool expected = std::isfinite(static_cast<double>(static_cast<float>(values[static_cast<std::size_t>(where)])));
+      EXPECT_EQ(ops::all_finite(tensor), expected) << dtype_name(dtype) << ": " << special << " at " << where;
+      values[static_cast<std::size_t>(where)] = before;
+    }
+  }
+}
+
+TEST(ForwardReference, AllFiniteFindsEveryInfAndNaNInEveryType) {
+  check_all_finite<float>(DType::F32);
+  check_all_finite<double>(DType::F64);
+  check_all_finite<Half>(DType::F16);
+  check_all_finite<BFloat16>(DType::BF16);
 }
 
 TEST(ForwardReference, ConvertRoundsOnceEvenFromDouble) {

@@ -1,6 +1,7 @@
 // The Tensor-level ops of ops.hpp around the model rather than in it: the loss, the gradient reductions and
 // conversions, and the optimizer update. Same pattern as dispatch.cpp (which holds the layers): check, then
 // call the CPU or CUDA template for the device and storage type.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -57,6 +58,22 @@ double sum_of_squares(Tensor values, double start) {
       return start + cuda::sum_of_squares(values.as<S>(), values.numel());
     } else {
       return cpu::sum_of_squares(values.as<S>(), values.numel(), start);
+    }
+  });
+}
+
+bool all_finite(Tensor values) {
+  const ArgumentChecks check(__func__);
+  const Device device = check.same_device({{"values", values}});
+  if (device == Device::Meta) return true;  // a plan has no values, so nothing overflowed
+  return run_on_device(device, values.dtype(), __func__, [&](auto element, auto backend) {
+    using S = decltype(element);
+    if constexpr (decltype(backend)::value == Device::CUDA) {
+      // Squares summed in double overflow only where an element is inf or NaN (fp32's largest squared, times a
+      // billion elements, is still finite), so the norm's kernel answers the question too.
+      return std::isfinite(cuda::sum_of_squares(values.as<S>(), values.numel()));
+    } else {
+      return cpu::all_finite(values.as<S>(), values.numel());
     }
   });
 }

@@ -84,6 +84,9 @@ void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor target
 /// start + the sum of squares of all elements, accumulated in double (for the global gradient norm). On the CPU the
 /// squares are added one by one in element order after `start`, so a sum can be continued piece by piece.
 double sum_of_squares(Tensor values, double start = 0.0);
+/// True when no element is inf or NaN (the loss scaler's overflow check). On the CPU a scan of the exponent bits,
+/// spread over the threads; on the GPU the sum of squares in double, finite exactly when every element is.
+bool all_finite(Tensor values);
 /// values *= factor, elementwise (rounded once on store).
 void scale(Tensor values, double factor);
 /// destination += source, elementwise (equal element counts).

@@ -95,6 +95,10 @@ void convert(Destination* destination, const Source* source, std::int64_t count)
 template <class S>
 double sum_of_squares(const S* values, std::int64_t count, double start);
 
+/// True when none of the `count` values is inf or NaN.
+template <class S>
+bool all_finite(const S* values, std::int64_t count);
+
 /// Per-row loss logsumexp(logits[:V]) - logits[target] over N rows of Vp (Vp >= V); 0 where target < 0.
 template <class S>
 void softmax_cross_entropy_forward(ComputeType<S>* losses, const S* logits, const std::int32_t* targets, std::int64_t N,

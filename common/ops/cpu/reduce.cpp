@@ -1,6 +1,10 @@
 // Reductions over whole spans: the sum of squares behind the global gradient norm.
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "common/ops/cpu/compute_values.hpp"
 #include "common/ops/cpu/cpu_ops.hpp"
@@ -27,7 +31,45 @@ double sum_of_squares(const S* values, std::int64_t count, double start) {
   return total;
 }
 
-#define LADDER_INSTANTIATE_REDUCE(S) template double sum_of_squares<S>(const S*, std::int64_t, double);
+namespace {
+
+// The bits of an element with its exponent all ones: inf or NaN, in every IEEE format.
+template <class Bits>
+bool exponent_all_ones(Bits bits, Bits exponent_mask) {
+  return (bits & exponent_mask) == exponent_mask;
+}
+
+template <class S>
+auto exponent_mask() {
+  if constexpr (std::is_same_v<S, Half>) return std::uint16_t{0x7C00};
+  else if constexpr (std::is_same_v<S, BFloat16>) return std::uint16_t{0x7F80};
+  else if constexpr (std::is_same_v<S, float>) return std::uint32_t{0x7F800000};
+  else return std::uint64_t{0x7FF0000000000000};
+}
+
+}  // namespace
+
+template <class S>
+bool all_finite(const S* values, std::int64_t count) {
+  // Any order will do (the answer is a yes or no), so the scan is split over the threads; each chunk is read as
+  // raw bits, which the compiler vectorises, and stops early once some thread has found one.
+  using Bits = decltype(exponent_mask<S>());
+  static_assert(sizeof(Bits) == sizeof(S));
+  std::atomic<bool> found{false};
+  parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
+    if (found.load(std::memory_order_relaxed)) return;
+    Bits bits[kChunkSize];
+    std::memcpy(bits, values + start, static_cast<std::size_t>(n) * sizeof(S));
+    bool any = false;
+    for (std::int64_t i = 0; i < n; ++i) any |= exponent_all_ones(bits[i], exponent_mask<S>());
+    if (any) found.store(true, std::memory_order_relaxed);
+  });
+  return !found.load();
+}
+
+#define LADDER_INSTANTIATE_REDUCE(S)                                           \
+  template double sum_of_squares<S>(const S*, std::int64_t, double); \
+  template bool all_finite<S>(const S*, std::int64_t);
 LADDER_FOR_EACH_STORAGE_TYPE(LADDER_INSTANTIATE_REDUCE)
 
 }  // namespace ladder::ops::cpu
