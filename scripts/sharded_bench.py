@@ -57,7 +57,13 @@ def run(build, label, binary, extra, ranks, workload, folder):
         sys.exit(f"sharded_bench: {stage} not found: build first (bash scripts/setup.sh)")
     flags, steps = workload_flags(workload)
     metrics = os.path.join(folder, f"{binary}_{ranks}.jsonl")
-    command = (["mpiexec", "-n", str(ranks), "/usr/bin/time", "-f", "ladder-rank-peak-rss-kib %M", stage]
+    # Each rank's /usr/bin/time appends its line to a file: written to stderr, the lines of ranks that finish
+    # last were often lost, mpiexec closing its forwarding of their output as the stages themselves exited.
+    peak_rss_file = os.path.join(folder, f"{binary}_{ranks}_peak_rss.txt")
+    if os.path.exists(peak_rss_file):
+        os.remove(peak_rss_file)
+    command = (["mpiexec", "-n", str(ranks), "/usr/bin/time", "-a", "-o", peak_rss_file,
+                "-f", "ladder-rank-peak-rss-kib %M", stage]
                + flags + ["--steps", str(steps), "--eval-every", "0", "--eval-problems", "0", "--samples", "0",
                           "--log-every", "1000", "--metrics", metrics] + extra)
     environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -66,7 +72,10 @@ def run(build, label, binary, extra, ranks, workload, folder):
     result = subprocess.run(command, capture_output=True, text=True, env=environment)
     if result.returncode != 0:
         sys.exit(f"sharded_bench: {' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    rss = [int(kib) * 1024 for kib in re.findall(r"ladder-rank-peak-rss-kib (\d+)", result.stdout + result.stderr)]
+    with open(peak_rss_file) as lines:
+        rss = [int(kib) * 1024 for kib in re.findall(r"ladder-rank-peak-rss-kib (\d+)", lines.read())]
+    if len(rss) != ranks:
+        sys.exit(f"sharded_bench: {peak_rss_file} holds {len(rss)} peak RSS lines for {ranks} ranks")
     records = read_metrics(Path(metrics))
     steps_records = [r for r in records if r["type"] == "step"][1:]  # the first step warms caches and allocators
     memory = next(r for r in records if r["type"] == "memory")

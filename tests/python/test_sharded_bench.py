@@ -49,6 +49,15 @@ class ShardedBenchOnTinyConfig(unittest.TestCase):
                 self.assertEqual(len(entries), 3, "4 steps, the first not timed")
                 self.assertTrue(all(entry["real_time"] > 0 for entry in entries))
 
+    def test_every_rank_reports_its_peak_resident_memory(self):
+        # Each rank's /usr/bin/time line must reach the table: taken from stderr, the last ranks' were often lost.
+        self.assertEqual(self.process.returncode, 0, self.process.stdout + self.process.stderr)
+        rows = json.loads((self.out / "sharded_bench.json").read_text())
+        self.assertEqual(len(rows), 8)
+        for row in rows:
+            self.assertEqual(len(row["os_peak_rss_per_rank"]), row["ranks"], row["stage"])
+            self.assertTrue(all(rss > 0 for rss in row["os_peak_rss_per_rank"]), row["stage"])
+
     def test_model_state_per_rank_is_the_zero_formula(self):
         self.assertEqual(self.process.returncode, 0, self.process.stdout + self.process.stderr)
         for ranks in (1, 2):
