@@ -167,18 +167,21 @@ template <class S>
 void check_all_finite(DType dtype) {
   const std::int64_t count = 200003;
   std::vector<S> values(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) values[static_cast<std::size_t>(i)] = S(0.001f * static_cast<float>(i % 997 - 498));
+  for (std::int64_t i = 0; i < count; ++i) {
+    values[static_cast<std::size_t>(i)] = S(0.001f * static_cast<float>(i % 997 - 498));
+  }
   Tensor tensor(values.data(), dtype, {count});
   EXPECT_TRUE(ops::all_finite(tensor)) << dtype_name(dtype);
   const float specials[] = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                             std::numeric_limits<float>::quiet_NaN(), 60000.0f};
   for (const float special : specials) {
     for (const std::int64_t where : {std::int64_t{0}, std::int64_t{1024}, count / 2, count - 1}) {
-      const S before = values[static_cast<std::size_t>(where)];
-      values[static_cast<std::size_t>(where)] = S(special);
-      const bool expected = std::isfinite(static_cast<double>(static_cast<float>(values[static_cast<std::size_t>(where)])));
+      S& element = values[static_cast<std::size_t>(where)];
+      const S before = element;
+      element = S(special);
+      const bool expected = std::isfinite(static_cast<double>(static_cast<float>(element)));
       EXPECT_EQ(ops::all_finite(tensor), expected) << dtype_name(dtype) << ": " << special << " at " << where;
-      values[static_cast<std::size_t>(where)] = before;
+      element = before;
     }
   }
 }

@@ -1,4 +1,5 @@
-// Reductions over whole spans: the sum of squares behind the global gradient norm.
+// Reductions over whole spans: the sum of squares behind the global gradient norm, and the loss scaler's check
+// that no element is inf or NaN.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -51,23 +52,25 @@ auto exponent_mask() {
 
 template <class S>
 bool all_finite(const S* values, std::int64_t count) {
-  // Any order will do (the answer is a yes or no), so the scan is split over the threads; each chunk is read as
-  // raw bits, which the compiler vectorises, and stops early once some thread has found one.
+  // Any order will do (the answer is a yes or no), so the scan is split over the threads. Each element is read as
+  // raw bits (the loop vectorises); once some thread has found one, the chunks not yet begun are skipped.
   using Bits = decltype(exponent_mask<S>());
   static_assert(sizeof(Bits) == sizeof(S));
   std::atomic<bool> found{false};
   parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
     if (found.load(std::memory_order_relaxed)) return;
-    Bits bits[kChunkSize];
-    std::memcpy(bits, values + start, static_cast<std::size_t>(n) * sizeof(S));
     bool any = false;
-    for (std::int64_t i = 0; i < n; ++i) any |= exponent_all_ones(bits[i], exponent_mask<S>());
+    for (std::int64_t i = 0; i < n; ++i) {
+      Bits bits;
+      std::memcpy(&bits, values + start + i, sizeof bits);  // the element's bits, without a copy of the chunk
+      any |= exponent_all_ones(bits, exponent_mask<S>());
+    }
     if (any) found.store(true, std::memory_order_relaxed);
   });
   return !found.load();
 }
 
-#define LADDER_INSTANTIATE_REDUCE(S)                                           \
+#define LADDER_INSTANTIATE_REDUCE(S)                                 \
   template double sum_of_squares<S>(const S*, std::int64_t, double); \
   template bool all_finite<S>(const S*, std::int64_t);
 LADDER_FOR_EACH_STORAGE_TYPE(LADDER_INSTANTIATE_REDUCE)

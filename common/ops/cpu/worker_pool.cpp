@@ -45,10 +45,10 @@ int default_thread_count() {
 }
 
 // How long a thread that finished its tasks keeps watching for the next loop before it sleeps: some tens of
-// microseconds (a pause lasts from a few dozen to about 150 cycles, depending on the CPU). A training step is a string of loops with short serial stretches between them; a worker that
-// waits there awake starts the next loop at once, where one woken from the condition variable costs two futex
-// calls and a scheduler round trip, which on the small model added up to a tenth of the step. The caller waits
-// for the last worker the same way.
+// microseconds (a pause lasts from a few dozen to about 150 cycles, depending on the CPU). A training step is a
+// string of loops with short serial stretches between them; a worker that waits there awake starts the next loop
+// at once, where one woken from the condition variable costs two futex calls and a scheduler round trip, which on
+// the small model added up to a tenth of the step. The caller waits for the last worker the same way.
 constexpr int kSpinsBeforeSleeping = 2000;
 
 void pause_briefly() {

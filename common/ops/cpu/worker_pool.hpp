@@ -5,9 +5,8 @@
 /// Between loops its workers watch for the next one for some tens of microseconds (the gaps inside a training
 /// step are mostly shorter), then block on a condition variable, so a thread with nothing to do soon costs
 /// nothing, not even system time, unlike OpenBLAS's threads, which spin in sched_yield; the calling thread works
-/// too. A loop's tasks are taken in any
-/// order by any thread, so a task's result must not depend on which thread runs it or on what ran before: that
-/// is what makes the ops give the same bits at any thread count.
+/// too. A loop's tasks are taken in any order by any thread, so a task's result must not depend on which thread
+/// runs it or on what ran before: that is what makes the ops give the same bits at any thread count.
 #pragma once
 
 #include <cstdint>
