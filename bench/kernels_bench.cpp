@@ -1,5 +1,6 @@
-// The CPU ops that dominate a training step, alone: achieved FLOP/s for the products (matmul, attention) and
-// bytes/s for the memory-bound ops (LayerNorm, AdamW), at the small model's shapes and at GPT-2 124M's.
+// The CPU ops that dominate a training step, alone: achieved FLOP/s for the products (matmul, attention),
+// bytes/s for the memory-bound ops (LayerNorm, AdamW) and elements/s for GELU (an exp per element), at the small
+// model's shapes and at GPT-2 124M's.
 // The counts are what the op must do at least (causal attention: only the products below the diagonal), so a
 // faster implementation shows up as a higher rate, never as a different count.
 #include <benchmark/benchmark.h>
@@ -174,6 +175,26 @@ void layernorm_backward(benchmark::State& state, DType dtype, RowsShape shape) {
   add_byte_rate(state, size * (4 * N * C + 5 * C) + 4.0 * 2 * N);
 }
 
+// GELU is bound by its exp, not by memory: its rate is elements per second, comparable across storage types.
+void add_element_rate(benchmark::State& state, std::int64_t elements_per_iteration) {
+  state.counters["elements_per_second"] = benchmark::Counter(
+      static_cast<double>(elements_per_iteration) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void gelu_forward(benchmark::State& state, DType dtype, RowsShape shape) {
+  const auto [N, C] = shape;
+  OwnedTensor out(dtype, {N, C}, 1), inp(dtype, {N, C}, 2, 50);
+  for (auto _ : state) ops::gelu_forward(out.tensor, inp.tensor);
+  add_element_rate(state, N * C);
+}
+
+void gelu_backward(benchmark::State& state, DType dtype, RowsShape shape) {
+  const auto [N, C] = shape;
+  OwnedTensor dinp(dtype, {N, C}, 1), inp(dtype, {N, C}, 2, 50), dout(dtype, {N, C}, 3);
+  for (auto _ : state) ops::gelu_backward(dinp.tensor, inp.tensor, dout.tensor);
+  add_element_rate(state, N * C);
+}
+
 void adamw(benchmark::State& state, DType dtype, std::int64_t count) {
   OwnedTensor parameters(dtype, {count}, 1), gradients(dtype, {count}, 2), first_moment(dtype, {count}, 3),
       second_moment(dtype, {count}, 4, 0.01);
@@ -239,6 +260,15 @@ bool register_kernel_benchmarks() {
   add("layernorm_forward", DType::F32, "gpt2_1024x768", layernorm_forward, gpt2_rows);
   add("layernorm_backward", DType::F32, "small_640x128", layernorm_backward, small_rows);
   add("layernorm_backward", DType::F32, "gpt2_1024x768", layernorm_backward, gpt2_rows);
+  // GELU on the MLP's hidden layer (4·C wide): the small model's 640 tokens, GPT-2's 256 of the step benchmark.
+  // fp16 and bf16 tabulate the function (65,536 inputs) at these sizes; fp32 evaluates every element.
+  const RowsShape small_hidden{640, 512}, gpt2_hidden{256, 3072};
+  for (const DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    add("gelu_forward", dtype, "small_640x512", gelu_forward, small_hidden);
+    add("gelu_forward", dtype, "gpt2_256x3072", gelu_forward, gpt2_hidden);
+    add("gelu_backward", dtype, "small_640x512", gelu_backward, small_hidden);
+    add("gelu_backward", dtype, "gpt2_256x3072", gelu_backward, gpt2_hidden);
+  }
   // fp32 is stages 01 and 03-05's optimizer state; fp16 is stage 02's, which keeps everything in half precision.
   // (fp16 is emulated element by element on the CPU: the small size shows its rate without a second-long run.)
   for (const DType dtype : {DType::F32, DType::F16}) {

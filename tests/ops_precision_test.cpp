@@ -4,11 +4,15 @@
 // - Half and BFloat16 matmul and LayerNorm against the F32 result rounded to that type: within one unit in the
 //   last place of the storage type. (They should agree exactly, being the same fp32 arithmetic rounded once;
 //   one ulp leaves room for a BLAS that blocks differently for the two calls.)
+// - Half and BFloat16 GELU, forward and backward, on every bit pattern: a large call (which tabulates the function
+//   once per pattern) gives the same bits as the same elements in small calls (which evaluate each element).
 // (Argument errors, mismatched shapes, dtypes or devices, are tested in ops_errors_test.cpp.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -241,6 +245,69 @@ void check_reduced_precision(DType dtype) {
 
 TEST(Precision, HalfMatmulAndLayerNormAreF32RoundedOnce) { check_reduced_precision(DType::F16); }
 TEST(Precision, BFloat16MatmulAndLayerNormAreF32RoundedOnce) { check_reduced_precision(DType::BF16); }
+
+// Bytes of CPU workspace the accountant saw above what was held when `run` began.
+std::int64_t workspace_peak_during(const std::function<void()>& run) {
+  MemoryAccountant& accountant = memory_accountant();
+  const std::int64_t before = accountant.usage(Device::CPU, MemoryCategory::Workspace).current;
+  accountant.reset_peaks();
+  run();
+  return accountant.usage(Device::CPU, MemoryCategory::Workspace).peak - before;
+}
+
+// GELU of a 16-bit type on all 65,536 patterns, each five times in shuffled order (enough elements for the op to
+// tabulate), against the same elements in calls of 4,096 (few enough that it evaluates each one).
+template <class S>
+void check_tabulated_gelu(DType dtype) {
+  constexpr std::int64_t kPatterns = 1 << 16, kCopies = 5, kCount = kPatterns * kCopies, kPiece = 4096;
+  Random random(dtype == DType::F16 ? 811 : 812);
+  std::vector<S> inp(kCount), dout(kCount), dinp_start(kCount);
+  for (std::int64_t i = 0; i < kCount; ++i) inp[i].bits = static_cast<std::uint16_t>(i % kPatterns);
+  for (std::int64_t i = kCount - 1; i > 0; --i) std::swap(inp[i], inp[random.below(static_cast<std::uint64_t>(i) + 1)]);
+  for (std::int64_t i = 0; i < kCount; ++i) {
+    dout[i] = S(static_cast<float>(random.normal()));
+    dinp_start[i] = S(static_cast<float>(random.normal()));
+  }
+  auto view = [&](std::vector<S>& values, std::int64_t start, std::int64_t count) {
+    return Tensor(values.data() + start, dtype, {count});
+  };
+  std::vector<S> out_whole(kCount), out_pieces(kCount), dinp_whole = dinp_start, dinp_pieces = dinp_start;
+
+  // The whole call tabulates: its workspace is one table, of stored outputs forward and fp32 gradients backward.
+  EXPECT_EQ(workspace_peak_during([&] { ops::gelu_forward(view(out_whole, 0, kCount), view(inp, 0, kCount)); }),
+            kPatterns * static_cast<std::int64_t>(sizeof(S)));
+  EXPECT_EQ(workspace_peak_during([&] {
+              ops::gelu_backward(view(dinp_whole, 0, kCount), view(inp, 0, kCount), view(dout, 0, kCount));
+            }),
+            kPatterns * static_cast<std::int64_t>(sizeof(float)));
+  // The pieces evaluate every element, in arrays on the stack: no workspace at all.
+  EXPECT_EQ(workspace_peak_during([&] {
+              for (std::int64_t start = 0; start < kCount; start += kPiece) {
+                ops::gelu_forward(view(out_pieces, start, kPiece), view(inp, start, kPiece));
+                ops::gelu_backward(view(dinp_pieces, start, kPiece), view(inp, start, kPiece), view(dout, start, kPiece));
+              }
+            }),
+            0);
+
+  std::int64_t forward_mismatches = 0, backward_mismatches = 0;
+  for (std::int64_t i = 0; i < kCount; ++i) {
+    if (out_whole[i].bits != out_pieces[i].bits && ++forward_mismatches <= 5) {
+      ADD_FAILURE() << dtype_name(dtype) << " gelu of bits 0x" << std::hex << inp[i].bits << ": tabulated 0x"
+                    << out_whole[i].bits << ", evaluated 0x" << out_pieces[i].bits;
+    }
+    if (dinp_whole[i].bits != dinp_pieces[i].bits && ++backward_mismatches <= 5) {
+      ADD_FAILURE() << dtype_name(dtype) << " gelu gradient at bits 0x" << std::hex << inp[i].bits
+                    << ": tabulated 0x" << dinp_whole[i].bits << ", evaluated 0x" << dinp_pieces[i].bits;
+    }
+  }
+  EXPECT_EQ(forward_mismatches, 0);
+  EXPECT_EQ(backward_mismatches, 0);
+  // Not a vacuous comparison: the backward pass changed the gradients it accumulated into.
+  EXPECT_NE(std::memcmp(dinp_whole.data(), dinp_start.data(), kCount * sizeof(S)), 0);
+}
+
+TEST(Precision, HalfGeluTabulatedIsBitForBitEvaluated) { check_tabulated_gelu<Half>(DType::F16); }
+TEST(Precision, BFloat16GeluTabulatedIsBitForBitEvaluated) { check_tabulated_gelu<BFloat16>(DType::BF16); }
 
 }  // namespace
 }  // namespace ladder
