@@ -101,17 +101,12 @@ void tabulate(Value* table, const Function& function) {
   });
 }
 
-template <class S>
-bool worth_tabulating(std::int64_t count) {
-  return kIsReducedPrecision<S> && count >= kSmallestTabulated;
-}
-
 }  // namespace
 
 template <class S>
 void gelu_forward(S* out, const S* inp, std::int64_t count) {
   if constexpr (kIsReducedPrecision<S>) {
-    if (worth_tabulating<S>(count)) {
+    if (count >= kSmallestTabulated) {
       const Scratch<S> table(kBitPatterns, BufferContents::Uninitialized);
       tabulate<S>(table.data(), gelu_chunk<S>);
       parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
@@ -127,7 +122,7 @@ template <class S>
 void gelu_backward(S* dinp, const S* inp, const S* dout, std::int64_t count) {
   using Compute = ComputeType<S>;
   if constexpr (kIsReducedPrecision<S>) {
-    if (worth_tabulating<S>(count)) {
+    if (count >= kSmallestTabulated) {
       const Scratch<Compute> table(kBitPatterns, BufferContents::Uninitialized);
       tabulate<S>(table.data(), local_gradient_chunk<S>);
       parallel_chunks(count, [&](std::int64_t start, std::int64_t n) {
