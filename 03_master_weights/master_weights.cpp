@@ -27,15 +27,15 @@ double MasterWeights::step(AdamW& optimizer, GPT& model, double learning_rate, d
 double MasterWeights::step(AdamW& optimizer, Tensor working_weights, Tensor gradients, double learning_rate,
                            double gradient_scale) {
   // AdamW converts each fp16 gradient to fp32 as it reads it, so no fp32 gradient buffer is ever
-  // allocated: the "copy gradient into fp32" step of the recipe costs no memory.
-  const double norm = optimizer.step(weights_, gradients, learning_rate, gradient_scale);
-  ops::convert(working_weights, weights_);  // the only rounding: fp32 master -> fp16 working copy
-  return norm;
+  // allocated: the "copy gradient into fp32" step of the recipe costs no memory. It also makes the copy back,
+  // the only rounding (fp32 master -> fp16 working weights), as it writes each updated master weight: one pass
+  // over the weights instead of two. Elements outside the optimizer's spans (padding) are not written: their
+  // master value is their working value widened, which the separate copy used to round back unchanged.
+  return optimizer.step(weights_, gradients, learning_rate, gradient_scale, working_weights);
 }
 
 void MasterWeights::step_with_norm(AdamW& optimizer, GPT& model, double learning_rate, double gradient_norm) {
-  optimizer.update(weights_, model.gradients(), learning_rate, gradient_norm);
-  ops::convert(model.parameters(), weights_);
+  optimizer.update(weights_, model.gradients(), learning_rate, gradient_norm, 1.0, model.parameters());
 }
 
 MasterWeightsTraining::MasterWeightsTraining(const GPTConfig& config, const AdamWConfig& adamw, int batch_size,

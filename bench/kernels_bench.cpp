@@ -208,6 +208,38 @@ void adamw(benchmark::State& state, DType dtype, std::int64_t count) {
   add_byte_rate(state, static_cast<double>(dtype_size(dtype)) * 7.0 * static_cast<double>(count));
 }
 
+// Stages 03-06's optimizer step on fp32 master weights with fp32 moments, reading `working` (fp16 or bf16)
+// gradients and rounding the result into the working weights: made in the update's pass (`fused`) or by a
+// convert over all the master weights after it, as the stages did before.
+void adamw_with_copy_back(benchmark::State& state, DType working, std::int64_t count, bool fused) {
+  OwnedTensor master(DType::F32, {count}, 1), gradients(working, {count}, 2), first_moment(DType::F32, {count}, 3),
+      second_moment(DType::F32, {count}, 4, 0.01), working_weights(working, {count}, 5);
+  ops::AdamWStep hyper;
+  hyper.weight_decay = 0.1;
+  for (auto _ : state) {
+    if (fused) {
+      ops::adamw_update(master.tensor, gradients.tensor, first_moment.tensor, second_moment.tensor, hyper,
+                        working_weights.tensor);
+    } else {
+      ops::adamw_update(master.tensor, gradients.tensor, first_moment.tensor, second_moment.tensor, hyper);
+      ops::convert(working_weights.tensor, master.tensor);
+    }
+    ++hyper.step;
+  }
+  // The least either way must move: the gradient read, the master weights and moments read and written, the
+  // working weights written.
+  const double working_bytes = static_cast<double>(dtype_size(working));
+  add_byte_rate(state, (2 * working_bytes + 6 * 4.0) * static_cast<double>(count));
+}
+
+void adamw_then_convert(benchmark::State& state, DType working, std::int64_t count) {
+  adamw_with_copy_back(state, working, count, false);
+}
+
+void adamw_rounding_into_working(benchmark::State& state, DType working, std::int64_t count) {
+  adamw_with_copy_back(state, working, count, true);
+}
+
 std::string lowercase_dtype(DType dtype) {
   std::string name = dtype_name(dtype);
   for (char& character : name) character = static_cast<char>(std::tolower(static_cast<unsigned char>(character)));
@@ -275,6 +307,11 @@ bool register_kernel_benchmarks() {
     add("adamw", dtype, "small_" + std::to_string(small_parameters), adamw, small_parameters);
   }
   add("adamw", DType::F32, "16m", adamw, large_parameters);
+  // The master -> working copy back of stages 03-06: a convert after the update, or rounded in its pass.
+  for (const DType working : {DType::F16, DType::BF16}) {
+    add("adamw_then_convert", working, "16m", adamw_then_convert, large_parameters);
+    add("adamw_rounding_into_working", working, "16m", adamw_rounding_into_working, large_parameters);
+  }
   return true;
 }
 

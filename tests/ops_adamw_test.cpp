@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/dtype.hpp"
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
 
@@ -167,6 +168,54 @@ TEST(AdamW, EachOfParamsAndMomentsIsRoundedIntoItsOwnDtype) {
       EXPECT_NEAR(float_v[i], v_mixed[i], 1e-6 * std::fabs(v_mixed[i]) + 1e-30) << "step " << step << " v " << i;
     }
   }
+}
+
+// The master -> working copy made inside the update (stages 03-06 and 10) against the separate convert() the
+// stages made before: the same bits in fp16 and bf16, over several threads' chunks and a ragged tail, with
+// values spread over many binades (ties, subnormal results, overflow to inf among them).
+template <class Working>
+void check_rounded_copy_equals_convert(DType working_dtype) {
+  const std::int64_t count = 3 * 1024 + 517;
+  std::vector<float> fused(count), separate(count), grads(count), m_fused(count, 0.0f), v_fused(count, 0.0f);
+  for (std::int64_t i = 0; i < count; ++i) {
+    // A deterministic spread: magnitudes from 2^-30 to 2^20 with varying mantissas and both signs.
+    const double mantissa = 1.0 + std::fmod(i * 0.618033988749895, 1.0);
+    fused[i] = static_cast<float>((i % 2 ? -1 : 1) * std::ldexp(mantissa, static_cast<int>(i % 51) - 30));
+    grads[i] = static_cast<float>(std::sin(0.37 * i));
+  }
+  separate = fused;
+  std::vector<float> m_separate = m_fused, v_separate = v_fused;
+  std::vector<Working> copy(count), expected(count);
+  const auto f32 = [&](std::vector<float>& values) { return Tensor(values.data(), DType::F32, {count}); };
+  for (std::int64_t step = 1; step <= 2; ++step) {
+    const ops::AdamWStep hyper = hyper_parameters(step);
+    ops::adamw_update(f32(fused), f32(grads), f32(m_fused), f32(v_fused), hyper,
+                      Tensor(copy.data(), working_dtype, {count}));
+    ops::adamw_update(f32(separate), f32(grads), f32(m_separate), f32(v_separate), hyper);
+    ops::convert(Tensor(expected.data(), working_dtype, {count}), f32(separate));
+    for (std::int64_t i = 0; i < count; ++i) {
+      ASSERT_EQ(fused[i], separate[i]) << "step " << step << " parameter " << i;
+      ASSERT_EQ(copy[i].bits, expected[i].bits) << "step " << step << " copy of " << separate[i] << " at " << i;
+    }
+  }
+}
+
+TEST(AdamW, RoundedCopyIsTheConvertedUpdateInHalf) { check_rounded_copy_equals_convert<Half>(DType::F16); }
+
+TEST(AdamW, RoundedCopyIsTheConvertedUpdateInBFloat16) { check_rounded_copy_equals_convert<BFloat16>(DType::BF16); }
+
+TEST(AdamW, RoundedCopyNeedsFp32ParamsAndAMatchingSpan) {
+  std::vector<float> three(3);
+  std::vector<Half> half_three(3), half_two(2);
+  const Tensor span(three.data(), DType::F32, {3});
+  const Tensor half_span(half_three.data(), DType::F16, {3});
+  const ops::AdamWStep hyper = hyper_parameters(1);
+  // From fp16 params the copy would round twice (once into the params, once more into the copy).
+  EXPECT_THROW(ops::adamw_update(half_span, span, span, span, hyper, half_span), LadderError);
+  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper, Tensor(half_two.data(), DType::F16, {2})),
+               LadderError);
+  std::vector<int> ints(3);
+  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper, Tensor(ints.data(), DType::I32, {3})), LadderError);
 }
 
 TEST(AdamW, RejectsBadStepsAndMismatchedSpans) {

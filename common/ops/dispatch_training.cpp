@@ -150,7 +150,8 @@ void copy(Tensor destination, Tensor source) {
   }
 }
 
-void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper) {
+void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper,
+                  Tensor rounded_copy) {
   const ArgumentChecks check(__func__);
   const Device device = check.same_device(
       {{"params", params}, {"grads", grads}, {"first_moment", first_moment}, {"second_moment", second_moment}});
@@ -165,11 +166,27 @@ void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor secon
   check.require(hyper.beta1 >= 0 && hyper.beta1 < 1, "beta1 ", hyper.beta1, " must lie in [0, 1)");
   check.require(hyper.beta2 >= 0 && hyper.beta2 < 1, "beta2 ", hyper.beta2, " must lie in [0, 1)");
   check.require(hyper.epsilon > 0, "epsilon ", hyper.epsilon, " must be positive");
+  const bool copies = rounded_copy.data() != nullptr;
+  if (copies) {
+    check.same_device({{"params", params}, {"rounded_copy", rounded_copy}});
+    check.floating({{"rounded_copy", rounded_copy}});
+    check.element_count({"rounded_copy", rounded_copy}, count);
+    check.require(params.dtype() == DType::F32, "a rounded copy is made from F32 params, not ",
+                  dtype_name(params.dtype()));
+  }
   run_on_device(device, params.dtype(), __func__, [&](auto element, auto backend) {
     using P = decltype(element);
-    LADDER_BACKEND_CALL(backend, adamw_update, params.as<P>(), grads.data(), grads.dtype(), first_moment.data(), first_moment.dtype(),
-                      second_moment.data(), second_moment.dtype(), count, hyper);
+    if constexpr (decltype(backend)::value == Device::CUDA) {
+      cuda::adamw_update(params.as<P>(), grads.data(), grads.dtype(), first_moment.data(), first_moment.dtype(),
+                         second_moment.data(), second_moment.dtype(), count, hyper);
+    } else {
+      cpu::adamw_update(params.as<P>(), grads.data(), grads.dtype(), first_moment.data(), first_moment.dtype(),
+                        second_moment.data(), second_moment.dtype(), count, hyper,
+                        copies ? rounded_copy.data() : nullptr, copies ? rounded_copy.dtype() : DType::F32);
+    }
   });
+  // The GPU's update is bound by memory bandwidth either way: its copy is a second kernel, as before.
+  if (copies && device == Device::CUDA) convert(rounded_copy, params);
 }
 
 }  // namespace ladder::ops

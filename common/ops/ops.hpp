@@ -117,8 +117,11 @@ struct AdamWStep {
 };
 /// One AdamW update of a span: g = grads·gradient_scale; params -= lr·wd·params; m = β1·m + (1-β1)·g;
 /// v = β2·v + (1-β2)·g²; params -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + ε). params, m, v may be any float
-/// dtype (stage 02 keeps all in fp16); grads are converted on read. All four spans have equal numel.
-void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper);
+/// dtype (stage 02 keeps all in fp16); grads are converted on read. All four spans have equal numel. Given a
+/// `rounded_copy` (of fp32 params: the master weights), it ends equal to convert(rounded_copy, params), made in the
+/// update's own pass on the CPU.
+void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper,
+                  Tensor rounded_copy = Tensor());
 
 /// Threads of the CPU ops (GEMM blocks and the larger loops); 0 is the default: OPENBLAS_NUM_THREADS, else all cores.
 void set_cpu_threads(int threads);

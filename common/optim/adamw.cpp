@@ -39,22 +39,26 @@ double clip_coefficient(double gradient_norm, double max_norm) {
   return std::min(1.0, max_norm / (gradient_norm + 1e-6));
 }
 
-double AdamW::step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale) {
+double AdamW::step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale,
+                   Tensor rounded_copy) {
   LADDER_CHECK(size_ == layout_size_, "AdamW::step measures the norm of this rank's gradients alone; a shard's "
                                       "optimizer needs the norm over all shards: call update() with it");
   LADDER_CHECK(gradients.numel() == size_, "AdamW expects gradients of ", size_, " elements, got ", gradients.numel());
   const double norm = std::sqrt(ops::sum_of_squares(gradients)) * gradient_scale;
-  update(parameters, gradients, learning_rate, norm, gradient_scale);
+  update(parameters, gradients, learning_rate, norm, gradient_scale, rounded_copy);
   return norm;
 }
 
 void AdamW::update(Tensor parameters, Tensor gradients, double learning_rate, double gradient_norm,
-                   double gradient_scale) {
+                   double gradient_scale, Tensor rounded_copy) {
   LADDER_CHECK(parameters.numel() == size_ && (gradients.numel() == size_ || gradients.numel() == layout_size_),
                "AdamW expects parameters of ", size_, " elements and gradients of ", size_, " (or ", layout_size_,
                ", the whole layout), got ", parameters.numel(), " and ", gradients.numel());
   // Whole-layout gradients are read at each span's place in the layout; shard-sized ones at its place in the shard.
   const bool gradients_in_layout = gradients.numel() != size_;
+  const bool copies = rounded_copy.data() != nullptr;
+  LADDER_CHECK(!copies || rounded_copy.numel() == size_, "AdamW: the rounded copy has ", rounded_copy.numel(),
+               " elements, the parameters ", size_);
   ++step_count_;
   ops::AdamWStep hyper;
   hyper.learning_rate = learning_rate;
@@ -68,7 +72,8 @@ void AdamW::update(Tensor parameters, Tensor gradients, double learning_rate, do
     const std::int64_t gradient_offset = gradients_in_layout ? span.layout_offset : span.shard_offset;
     ops::adamw_update(parameters.slice(span.shard_offset, span.size), gradients.slice(gradient_offset, span.size),
                       first_moment_.slice(span.shard_offset, span.size),
-                      second_moment_.slice(span.shard_offset, span.size), hyper);
+                      second_moment_.slice(span.shard_offset, span.size), hyper,
+                      copies ? rounded_copy.slice(span.shard_offset, span.size) : Tensor());
   }
 }
 

@@ -38,13 +38,16 @@ class AdamW {
         Device device = Device::CPU);
   /// One step of the whole model: measures the global norm of gradients·gradient_scale, clips it to
   /// gradient_clip, and updates every tensor of `parameters` (weight decay only where the layout says it decays).
-  /// Returns the norm before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise.
-  double step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale = 1.0);
+  /// Returns the norm before clipping. gradient_scale undoes a loss scale (stage 04); 1 otherwise. Given a
+  /// `rounded_copy` of fp32 parameters (the working weights of a master copy), each updated span is also rounded
+  /// into it, in the update's pass: afterwards it equals ops::convert of the parameters at every span.
+  double step(Tensor parameters, Tensor gradients, double learning_rate, double gradient_scale = 1.0,
+              Tensor rounded_copy = Tensor());
   /// The same update with the norm measured elsewhere (over all ranks' shards). `parameters` has size()
   /// elements; `gradients` has size() elements (laid out like the parameters) or the layout's padded size (the
   /// whole model's gradients, of which this optimizer reads its spans).
   void update(Tensor parameters, Tensor gradients, double learning_rate, double gradient_norm,
-              double gradient_scale = 1.0);
+              double gradient_scale = 1.0, Tensor rounded_copy = Tensor());
   /// Elements of parameters and moments it updates: the layout's padded size, or the shard's.
   std::int64_t size() const { return size_; }
   /// Steps taken so far (bias correction uses it).

@@ -2,6 +2,7 @@
 // another dtype than the parameters themselves (stage 02 keeps everything in fp16, stage 03 keeps fp32 state).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "common/ops/cpu/compute_values.hpp"
 #include "common/ops/cpu/cpu_ops.hpp"
@@ -62,8 +63,13 @@ void update_chunk(Compute* p, const Compute* gradient, Compute* m, Compute* v, s
 
 template <class P>
 void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_moment, DType first_moment_dtype,
-                  void* second_moment, DType second_moment_dtype, std::int64_t count, const AdamWStep& hyper) {
+                  void* second_moment, DType second_moment_dtype, std::int64_t count, const AdamWStep& hyper,
+                  void* rounded_copy, DType rounded_copy_dtype) {
   using Compute = ComputeType<P>;
+  // The copy is rounded from the compute values, which are the stored parameters only when P is the compute type.
+  constexpr bool params_are_compute_values = std::is_same_v<P, Compute>;
+  LADDER_CHECK(rounded_copy == nullptr || params_are_compute_values, "adamw_update: a rounded copy is made from ",
+               "fp32 (or fp64) parameters, not from ", dtype_name(dtype_of<P>()));
   // The scalars are formed in double, as PyTorch forms them from Python floats, then rounded once to Compute.
   // Decoupled decay p - lr·wd·p is written as PyTorch's param.mul_(1 - lr·wd).
   const double step = static_cast<double>(hyper.step);
@@ -90,13 +96,17 @@ void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_m
     const ComputeTarget<P> updated(params + start, chunk, /*keep_contents=*/true);
     update_chunk(updated.data(), gradient, m, v, chunk, scalars);
     updated.store();
+    // The master -> working copy of stages 03-06 and 10, while the chunk is still in L1: no second pass over
+    // the fp32 weights after the update. The same single rounding as ops::convert, so the same bits.
+    if (rounded_copy != nullptr) store_chunk(rounded_copy, rounded_copy_dtype, start, chunk, updated.data());
     store_chunk(first_moment, first_moment_dtype, start, chunk, m);
     store_chunk(second_moment, second_moment_dtype, start, chunk, v);
   });
 }
 
 #define LADDER_INSTANTIATE_ADAMW(P) \
-  template void adamw_update<P>(P*, const void*, DType, void*, DType, void*, DType, std::int64_t, const AdamWStep&);
+  template void adamw_update<P>(P*, const void*, DType, void*, DType, void*, DType, std::int64_t, const AdamWStep&, \
+                                void*, DType);
 LADDER_FOR_EACH_STORAGE_TYPE(LADDER_INSTANTIATE_ADAMW)
 
 }  // namespace ladder::ops::cpu

@@ -109,10 +109,12 @@ void softmax_cross_entropy_backward(S* dlogits, const S* logits, const std::int3
                                     std::int64_t Vp, std::int64_t V, double dloss);
 
 /// One AdamW step over `count` parameters of storage P; grads and moments may be any float dtype (read and
-/// rounded through their own dtypes), arithmetic in `ComputeType<P>`.
+/// rounded through their own dtypes), arithmetic in `ComputeType<P>`. A non-null `rounded_copy` (fp32 params
+/// only) also receives each updated parameter rounded into `rounded_copy_dtype`, in the same pass.
 template <class P>
 void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_moment, DType first_moment_dtype,
-                  void* second_moment, DType second_moment_dtype, std::int64_t count, const AdamWStep& hyper);
+                  void* second_moment, DType second_moment_dtype, std::int64_t count, const AdamWStep& hyper,
+                  void* rounded_copy, DType rounded_copy_dtype);
 
 }  // namespace ladder::ops::cpu
 
