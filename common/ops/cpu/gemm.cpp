@@ -72,6 +72,37 @@ void blas_gemm(bool transpose_a, bool transpose_b, Matrix<const double> a, Matri
               c.data, blas_size(c.stride));
 }
 
+// A block's rows are often short and far apart in memory (a 96-column slice of a 768-wide fp16 weight is 192
+// bytes out of every 1,536), and every block is converted in a pass of its own, with no arithmetic to hide the
+// wait: the hardware prefetcher, which follows long streams, fetches little ahead of such a walk, and the thread
+// waits on each row's cache lines in turn. Asking for the lines of the row kRowsAhead further on keeps several
+// rows on their way at once. Measured on GPT-2's layers it doubled the rate at which a thread widens a block.
+constexpr std::int64_t kRowsAhead = 8;
+constexpr std::int64_t kCacheLineBytes = 64;
+
+enum class Access { Read, Write };
+
+// Asks for the cache lines of `count` elements from `row` on (to be read, or to be written): a hint only, so
+// results cannot depend on it.
+template <Access access, class T>
+void prefetch_row(const T* row, std::int64_t count) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  const std::int64_t size = count * static_cast<std::int64_t>(sizeof(T));
+  for (std::int64_t offset = 0; offset < size; offset += kCacheLineBytes) {
+    __builtin_prefetch(bytes + offset, access == Access::Write ? 1 : 0);
+  }
+}
+
+// Calls visit(r) for r = 0 .. rows-1, having asked for row r + kRowsAhead's `cols` elements first.
+template <Access access, class T, class Visit>
+void for_each_row_prefetching(const T* first_row, std::int64_t stride, std::int64_t rows, std::int64_t cols,
+                              Visit&& visit) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (r + kRowsAhead < rows) prefetch_row<access>(first_row + (r + kRowsAhead) * stride, cols);
+    visit(r);
+  }
+}
+
 // The compute values of a stored matrix: the matrix itself for float and double, else its rows widened into
 // `scratch` (rows·cols values, packed).
 template <class S>
@@ -79,7 +110,9 @@ Matrix<const ComputeType<S>> compute_values(Matrix<const S> stored, ComputeType<
   if constexpr (!kIsReducedPrecision<S>) {
     return stored;
   } else {
-    for (std::int64_t r = 0; r < stored.rows; ++r) load_span(stored.row(r), scratch + r * stored.cols, stored.cols);
+    for_each_row_prefetching<Access::Read>(stored.data, stored.stride, stored.rows, stored.cols, [&](std::int64_t r) {
+      load_span(stored.row(r), scratch + r * stored.cols, stored.cols);
+    });
     return {scratch, stored.rows, stored.cols, stored.cols};
   }
 }
@@ -122,7 +155,9 @@ void multiply_block(const GemmArguments<S>& g, Matrix<const ComputeType<S>> a, M
   if constexpr (kIsReducedPrecision<S>) {
     values.data = out_scratch;
     if (g.start == GemmStart::Accumulate) {
-      for (std::int64_t r = 0; r < out.rows; ++r) load_span(out.row(r), values.row(r), out.cols);
+      // The stored sums are read now and overwritten below: their lines are asked for as ones to be written.
+      for_each_row_prefetching<Access::Write>(out.data, out.stride, out.rows, out.cols,
+                                              [&](std::int64_t r) { load_span(out.row(r), values.row(r), out.cols); });
     }
   } else {
     values = out;
@@ -133,7 +168,8 @@ void multiply_block(const GemmArguments<S>& g, Matrix<const ComputeType<S>> a, M
   const Compute beta = g.start == GemmStart::Zero ? Compute(0) : Compute(1);
   blas_gemm(g.transpose_a, g.transpose_b, a, b, beta, values, g.K);
   if constexpr (kIsReducedPrecision<S>) {
-    for (std::int64_t r = 0; r < out.rows; ++r) store_span(values.row(r), out.row(r), out.cols);
+    for_each_row_prefetching<Access::Write>(out.data, out.stride, out.rows, out.cols,
+                                            [&](std::int64_t r) { store_span(values.row(r), out.row(r), out.cols); });
   }
 }
 
