@@ -208,7 +208,7 @@ void adamw(benchmark::State& state, DType dtype, std::int64_t count) {
   add_byte_rate(state, static_cast<double>(dtype_size(dtype)) * 7.0 * static_cast<double>(count));
 }
 
-// Stages 03-06's optimizer step on fp32 master weights with fp32 moments, reading `working` (fp16 or bf16)
+// Stages 03-06 and 10's optimizer step on fp32 master weights with fp32 moments, reading `working` (fp16 or bf16)
 // gradients and rounding the result into the working weights: made in the update's pass (`fused`) or by a
 // convert over all the master weights after it, as the stages did before.
 void adamw_with_copy_back(benchmark::State& state, DType working, std::int64_t count, bool fused) {
@@ -307,7 +307,7 @@ bool register_kernel_benchmarks() {
     add("adamw", dtype, "small_" + std::to_string(small_parameters), adamw, small_parameters);
   }
   add("adamw", DType::F32, "16m", adamw, large_parameters);
-  // The master -> working copy back of stages 03-06: a convert after the update, or rounded in its pass.
+  // The master -> working copy back of stages 03-06 and 10: a convert after the update, or rounded in its pass.
   for (const DType working : {DType::F16, DType::BF16}) {
     add("adamw_then_convert", working, "16m", adamw_then_convert, large_parameters);
     add("adamw_rounding_into_working", working, "16m", adamw_rounding_into_working, large_parameters);

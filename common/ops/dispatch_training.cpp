@@ -153,10 +153,11 @@ void copy(Tensor destination, Tensor source) {
 void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor second_moment, const AdamWStep& hyper,
                   Tensor rounded_copy) {
   const ArgumentChecks check(__func__);
-  const Device device = check.same_device(
-      {{"params", params}, {"grads", grads}, {"first_moment", first_moment}, {"second_moment", second_moment}});
-  check.floating(
-      {{"params", params}, {"grads", grads}, {"first_moment", first_moment}, {"second_moment", second_moment}});
+  // An absent rounded_copy (no copy asked for) is skipped by same_device and reads as F32 to floating.
+  const Device device = check.same_device({{"params", params}, {"grads", grads}, {"first_moment", first_moment},
+                                           {"second_moment", second_moment}, {"rounded_copy", rounded_copy}});
+  check.floating({{"params", params}, {"grads", grads}, {"first_moment", first_moment},
+                  {"second_moment", second_moment}, {"rounded_copy", rounded_copy}});
   const std::int64_t count = params.numel();
   check.element_count({"grads", grads}, count);
   check.element_count({"first_moment", first_moment}, count);
@@ -168,8 +169,6 @@ void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor secon
   check.require(hyper.epsilon > 0, "epsilon ", hyper.epsilon, " must be positive");
   const bool copies = rounded_copy.data() != nullptr;
   if (copies) {
-    check.same_device({{"params", params}, {"rounded_copy", rounded_copy}});
-    check.floating({{"rounded_copy", rounded_copy}});
     check.element_count({"rounded_copy", rounded_copy}, count);
     check.require(params.dtype() == DType::F32, "a rounded copy is made from F32 params, not ",
                   dtype_name(params.dtype()));

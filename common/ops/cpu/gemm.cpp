@@ -93,12 +93,11 @@ void prefetch_row(const T* row, std::int64_t count) {
   }
 }
 
-// Calls visit(r) for r = 0 .. rows-1, having asked for row r + kRowsAhead's `cols` elements first.
+// Calls visit(r) for each row r of `rows`, having asked for the elements of row r + kRowsAhead first.
 template <Access access, class T, class Visit>
-void for_each_row_prefetching(const T* first_row, std::int64_t stride, std::int64_t rows, std::int64_t cols,
-                              Visit&& visit) {
-  for (std::int64_t r = 0; r < rows; ++r) {
-    if (r + kRowsAhead < rows) prefetch_row<access>(first_row + (r + kRowsAhead) * stride, cols);
+void for_each_row_prefetching(const Matrix<T>& rows, Visit&& visit) {
+  for (std::int64_t r = 0; r < rows.rows; ++r) {
+    if (r + kRowsAhead < rows.rows) prefetch_row<access>(rows.row(r + kRowsAhead), rows.cols);
     visit(r);
   }
 }
@@ -110,7 +109,7 @@ Matrix<const ComputeType<S>> compute_values(Matrix<const S> stored, ComputeType<
   if constexpr (!kIsReducedPrecision<S>) {
     return stored;
   } else {
-    for_each_row_prefetching<Access::Read>(stored.data, stored.stride, stored.rows, stored.cols, [&](std::int64_t r) {
+    for_each_row_prefetching<Access::Read>(stored, [&](std::int64_t r) {
       load_span(stored.row(r), scratch + r * stored.cols, stored.cols);
     });
     return {scratch, stored.rows, stored.cols, stored.cols};
@@ -156,7 +155,7 @@ void multiply_block(const GemmArguments<S>& g, Matrix<const ComputeType<S>> a, M
     values.data = out_scratch;
     if (g.start == GemmStart::Accumulate) {
       // The stored sums are read now and overwritten below: their lines are asked for as ones to be written.
-      for_each_row_prefetching<Access::Write>(out.data, out.stride, out.rows, out.cols,
+      for_each_row_prefetching<Access::Write>(out,
                                               [&](std::int64_t r) { load_span(out.row(r), values.row(r), out.cols); });
     }
   } else {
@@ -168,7 +167,7 @@ void multiply_block(const GemmArguments<S>& g, Matrix<const ComputeType<S>> a, M
   const Compute beta = g.start == GemmStart::Zero ? Compute(0) : Compute(1);
   blas_gemm(g.transpose_a, g.transpose_b, a, b, beta, values, g.K);
   if constexpr (kIsReducedPrecision<S>) {
-    for_each_row_prefetching<Access::Write>(out.data, out.stride, out.rows, out.cols,
+    for_each_row_prefetching<Access::Write>(out,
                                             [&](std::int64_t r) { store_span(values.row(r), out.row(r), out.cols); });
   }
 }
