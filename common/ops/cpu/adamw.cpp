@@ -30,6 +30,28 @@ void store_chunk(void* data, DType dtype, std::int64_t start, std::int64_t count
   });
 }
 
+// The compute values of one chunk of a span of any float dtype: the span itself where it is stored in the compute
+// type (fp32 moments, fp32 gradients), else its values converted into `room`. Working in place spares copying
+// every fp32 array into the chunk and back, a pass over memory that the update's arithmetic would wait for.
+template <class Compute>
+const Compute* chunk_values(const void* data, DType dtype, std::int64_t start, std::int64_t count, Compute* room) {
+  if (dtype == dtype_of<Compute>()) return static_cast<const Compute*>(data) + start;
+  load_chunk(data, dtype, start, count, room);
+  return room;
+}
+
+// The same for a span the update writes (the moments): `data` is writable, so is the chunk taken from it.
+template <class Compute>
+Compute* chunk_values(void* data, DType dtype, std::int64_t start, std::int64_t count, Compute* room) {
+  return const_cast<Compute*>(chunk_values(static_cast<const void*>(data), dtype, start, count, room));
+}
+
+// Stores a chunk's new values back where chunk_values took them from (nothing to do when it was the span itself).
+template <class Compute>
+void store_chunk_values(void* data, DType dtype, std::int64_t start, std::int64_t count, const Compute* values) {
+  if (dtype != dtype_of<Compute>()) store_chunk(data, dtype, start, count, values);
+}
+
 // The scalars of one step, in the compute type.
 template <class Compute>
 struct StepScalars {
@@ -42,10 +64,11 @@ struct StepScalars {
 
 // The update of `count` parameters whose values sit in p, gradient, m and v (compute type). The scalars come by
 // value: as locals they stay in registers, where values reached through a reference would have to be reloaded
-// after every store through a float pointer (which might alias them), and the loop would not vectorise.
+// after every store through a float pointer (which might alias them), and the loop would not vectorise. The four
+// spans never overlap (four tensors, or rooms on the stack), which __restrict tells the compiler.
 template <class Compute>
-void update_chunk(Compute* p, const Compute* gradient, Compute* m, Compute* v, std::int64_t count,
-                  const StepScalars<Compute> s) {
+void update_chunk(Compute* __restrict p, const Compute* __restrict gradient, Compute* __restrict m,
+                  Compute* __restrict v, std::int64_t count, const StepScalars<Compute> s) {
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
     const Compute g = gradient[i] * s.gradient_scale;
@@ -87,20 +110,21 @@ void adamw_update(P* params, const void* grads, DType grads_dtype, void* first_m
 
   // Every parameter's update reads and writes only its own four values: chunks can go to any thread.
   parallel_chunks(count, [&](std::int64_t start, std::int64_t chunk) {
-    Compute gradient[kChunkSize];
-    Compute m[kChunkSize];
-    Compute v[kChunkSize];
-    load_chunk(grads, grads_dtype, start, chunk, gradient);
-    load_chunk(first_moment, first_moment_dtype, start, chunk, m);
-    load_chunk(second_moment, second_moment_dtype, start, chunk, v);
+    // Rooms for values stored in another dtype, each starting a cache line so no vector access straddles two.
+    alignas(64) Compute gradient_room[kChunkSize];
+    alignas(64) Compute m_room[kChunkSize];
+    alignas(64) Compute v_room[kChunkSize];
+    const Compute* gradient = chunk_values(grads, grads_dtype, start, chunk, gradient_room);
+    Compute* m = chunk_values(first_moment, first_moment_dtype, start, chunk, m_room);
+    Compute* v = chunk_values(second_moment, second_moment_dtype, start, chunk, v_room);
     const ComputeTarget<P> updated(params + start, chunk, /*keep_contents=*/true);
     update_chunk(updated.data(), gradient, m, v, chunk, scalars);
     updated.store();
     // The master -> working copy of stages 03-06 and 10, while the chunk is still in L1: no second pass over
     // the fp32 weights after the update. The same single rounding as ops::convert, so the same bits.
     if (rounded_copy != nullptr) store_chunk(rounded_copy, rounded_copy_dtype, start, chunk, updated.data());
-    store_chunk(first_moment, first_moment_dtype, start, chunk, m);
-    store_chunk(second_moment, second_moment_dtype, start, chunk, v);
+    store_chunk_values(first_moment, first_moment_dtype, start, chunk, m);
+    store_chunk_values(second_moment, second_moment_dtype, start, chunk, v);
   });
 }
 
