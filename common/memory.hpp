@@ -82,6 +82,9 @@ enum class BufferContents {
 };
 
 /// An owned, accounted, zero-initialised (unless asked otherwise) block of memory on one device; move-only.
+/// CPU blocks come from the C heap, which (from the first one on) keeps the memory of freed blocks for the next
+/// allocation instead of handing it back to the kernel: the accountant counts the bytes buffers hold, while the
+/// process's resident memory stays near the accountant's peak.
 class Buffer {
  public:
   Buffer() = default;
