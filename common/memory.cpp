@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -57,10 +58,15 @@ void keep_freed_host_memory_for_reuse() {
 #endif
 }
 
-void* allocate_host(std::size_t bytes) {
-  keep_freed_host_memory_for_reuse();
-  // 64-byte alignment: a cache line, and what vectorised loads want.
-  return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+// 64-byte alignment: a cache line, and what vectorised loads want. malloc'ed with 64 bytes to spare, the block
+// starts at the first multiple of 64 inside: aligned_alloc (glibc's memalign) asks the heap for more than it
+// hands out, so it never fits into the space of a block of the same size freed before, and the heap would grow
+// by a whole block on every call that frees one and asks for it again.
+constexpr std::size_t kHostAlignment = 64;
+
+void* aligned_start(void* allocation) {
+  const auto address = reinterpret_cast<std::uintptr_t>(allocation);
+  return reinterpret_cast<void*>((address + kHostAlignment - 1) / kHostAlignment * kHostAlignment);
 }
 }  // namespace
 
@@ -136,8 +142,11 @@ Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device, Buffer
     : bytes_(bytes), category_(category), device_(device) {
   if (bytes == 0) return;
   if (device == Device::CPU) {
-    data_ = allocate_host(bytes);
-    LADDER_CHECK(data_ != nullptr, "out of host memory allocating ", bytes, " bytes for ", category_name(category));
+    keep_freed_host_memory_for_reuse();
+    host_allocation_ = std::malloc(bytes + kHostAlignment);
+    LADDER_CHECK(host_allocation_ != nullptr, "out of host memory allocating ", bytes, " bytes for ",
+                 category_name(category));
+    data_ = aligned_start(host_allocation_);
     if (contents == BufferContents::Zeroed) std::memset(data_, 0, bytes);
   } else if (device == Device::Meta) {
     // Addresses that views can be cut from, but no memory behind them: reading one would fault at once.
@@ -153,8 +162,13 @@ Buffer::Buffer(std::size_t bytes, MemoryCategory category, Device device, Buffer
 Buffer::~Buffer() { release(); }
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : data_(other.data_), bytes_(other.bytes_), category_(other.category_), device_(other.device_) {
+    : data_(other.data_),
+      host_allocation_(other.host_allocation_),
+      bytes_(other.bytes_),
+      category_(other.category_),
+      device_(other.device_) {
   other.data_ = nullptr;
+  other.host_allocation_ = nullptr;
   other.bytes_ = 0;
 }
 
@@ -162,10 +176,12 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     release();
     data_ = other.data_;
+    host_allocation_ = other.host_allocation_;
     bytes_ = other.bytes_;
     category_ = other.category_;
     device_ = other.device_;
     other.data_ = nullptr;
+    other.host_allocation_ = nullptr;
     other.bytes_ = 0;
   }
   return *this;
@@ -173,11 +189,12 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 
 void Buffer::release() {
   if (data_ == nullptr) return;
-  if (device_ == Device::CPU) std::free(data_);
+  if (device_ == Device::CPU) std::free(host_allocation_);
   else if (device_ == Device::Meta) ::munmap(data_, bytes_);
   else cuda_free(data_);
   memory_accountant().on_free(device_, category_, static_cast<std::int64_t>(bytes_));
   data_ = nullptr;
+  host_allocation_ = nullptr;
   bytes_ = 0;
 }
 

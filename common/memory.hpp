@@ -113,6 +113,7 @@ class Buffer {
 
  private:
   void* data_ = nullptr;
+  void* host_allocation_ = nullptr;  // on the CPU, what malloc returned (data_ is the aligned start inside it)
   std::size_t bytes_ = 0;
   MemoryCategory category_ = MemoryCategory::Workspace;
   Device device_ = Device::CPU;
