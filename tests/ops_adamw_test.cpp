@@ -6,11 +6,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "common/dtype.hpp"
 #include "common/error.hpp"
 #include "common/ops/ops.hpp"
+#include "tests/test_support.hpp"
 
 namespace ladder {
 namespace {
@@ -204,30 +207,74 @@ TEST(AdamW, RoundedCopyIsTheConvertedUpdateInHalf) { check_rounded_copy_equals_c
 
 TEST(AdamW, RoundedCopyIsTheConvertedUpdateInBFloat16) { check_rounded_copy_equals_convert<BFloat16>(DType::BF16); }
 
+// Four fp32 spans of `count` elements in arrays of their own, for the argument checks (nothing is computed when
+// a check fails, so their values do not matter).
+struct SeparateSpans {
+  explicit SeparateSpans(std::int64_t count) : storage(4, std::vector<float>(static_cast<std::size_t>(count))) {}
+  Tensor span(int which) { return Tensor(storage[which].data(), DType::F32, {static_cast<std::int64_t>(storage[which].size())}); }
+  std::vector<std::vector<float>> storage;
+};
+
+// The message of the LadderError that `action` must throw contains `fragment`.
+void expect_error_mentioning(const std::function<void()>& action, const std::string& fragment) {
+  const std::string message = testing_support::error_message_of(action);
+  EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' missing from: " << message;
+}
+
 TEST(AdamW, RoundedCopyNeedsFp32ParamsAndAMatchingSpan) {
-  std::vector<float> three(3);
+  SeparateSpans spans(3);
   std::vector<Half> half_three(3), half_two(2);
-  const Tensor span(three.data(), DType::F32, {3});
+  const Tensor params = spans.span(0), grads = spans.span(1), m = spans.span(2), v = spans.span(3);
   const Tensor half_span(half_three.data(), DType::F16, {3});
   const ops::AdamWStep hyper = hyper_parameters(1);
   // From fp16 params the copy would round twice (once into the params, once more into the copy).
-  EXPECT_THROW(ops::adamw_update(half_span, span, span, span, hyper, half_span), LadderError);
-  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper, Tensor(half_two.data(), DType::F16, {2})),
-               LadderError);
+  std::vector<Half> half_params(3);
+  expect_error_mentioning(
+      [&] { ops::adamw_update(Tensor(half_params.data(), DType::F16, {3}), grads, m, v, hyper, half_span); },
+      "made from F32 params");
+  expect_error_mentioning(
+      [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(half_two.data(), DType::F16, {2})); },
+      "rounded_copy has shape");
   std::vector<int> ints(3);
-  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper, Tensor(ints.data(), DType::I32, {3})), LadderError);
+  expect_error_mentioning(
+      [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(ints.data(), DType::I32, {3})); }, "rounded_copy holds");
 }
 
 TEST(AdamW, RejectsBadStepsAndMismatchedSpans) {
-  std::vector<float> three(3), two(2);
-  const Tensor span(three.data(), DType::F32, {3});
+  SeparateSpans spans(3);
+  const Tensor params = spans.span(0), grads = spans.span(1), m = spans.span(2), v = spans.span(3);
+  std::vector<float> two(2);
+  std::vector<int> three_ints(3);
   ops::AdamWStep hyper = hyper_parameters(0);
-  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper), LadderError);  // steps count from 1
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, "steps count from 1");
   hyper.step = 1;
-  EXPECT_THROW(ops::adamw_update(span, Tensor(two.data(), DType::F32, {2}), span, span, hyper), LadderError);
-  EXPECT_THROW(ops::adamw_update(span, Tensor(three.data(), DType::I32, {3}), span, span, hyper), LadderError);
+  expect_error_mentioning([&] { ops::adamw_update(params, Tensor(two.data(), DType::F32, {2}), m, v, hyper); },
+                          "grads has shape");
+  expect_error_mentioning([&] { ops::adamw_update(params, Tensor(three_ints.data(), DType::I32, {3}), m, v, hyper); },
+                          "grads holds");
   hyper.beta2 = 1.0;
-  EXPECT_THROW(ops::adamw_update(span, span, span, span, hyper), LadderError);
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, "beta2");
+}
+
+TEST(AdamW, RefusesSpansThatShareMemory) {
+  // The update reads and writes every span in place: two that overlap would each see the other's writes.
+  std::vector<float> block(8);
+  SeparateSpans spans(4);
+  const Tensor params = spans.span(0), grads = spans.span(1), m = spans.span(2), v = spans.span(3);
+  const ops::AdamWStep hyper = hyper_parameters(1);
+  const Tensor first_half(block.data(), DType::F32, {4}), middle(block.data() + 2, DType::F32, {4});
+  expect_error_mentioning([&] { ops::adamw_update(params, params, m, v, hyper); },
+                          "params and grads share memory");
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, first_half, middle, hyper); },
+                          "first_moment and second_moment share memory");
+  std::vector<Half> working(4);
+  expect_error_mentioning(
+      [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(grads.data(), DType::F16, {4})); },
+      "grads and rounded_copy share memory");
+  // Neighbouring slices of one block are separate tensors: ZeRO's shards keep m and v that way.
+  const Tensor second_half(block.data() + 4, DType::F32, {4});
+  EXPECT_NO_THROW(ops::adamw_update(params, grads, first_half, second_half, hyper,
+                                    Tensor(working.data(), DType::F16, {4})));
 }
 
 }  // namespace

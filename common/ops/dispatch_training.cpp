@@ -173,6 +173,10 @@ void adamw_update(Tensor params, Tensor grads, Tensor first_moment, Tensor secon
     check.require(params.dtype() == DType::F32, "a rounded copy is made from F32 params, not ",
                   dtype_name(params.dtype()));
   }
+  // Every span is read and written in place, and the CPU update declares them __restrict: spans that overlap
+  // would be updated in an order no one chose.
+  check.disjoint({{"params", params}, {"grads", grads}, {"first_moment", first_moment},
+                  {"second_moment", second_moment}, {"rounded_copy", rounded_copy}});
   run_on_device(device, params.dtype(), __func__, [&](auto element, auto backend) {
     using P = decltype(element);
     if constexpr (decltype(backend)::value == Device::CUDA) {

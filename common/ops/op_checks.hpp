@@ -47,6 +47,8 @@ class ArgumentChecks {
   std::int64_t last_extent(Argument argument) const;
   /// The argument must hold exactly `count` elements.
   void element_count(Argument argument, std::int64_t count) const;
+  /// No two present arguments may share a byte of memory (an op that updates them in place reads each as its own).
+  void disjoint(std::initializer_list<Argument> arguments) const;
   /// Throws a LadderError of "<op>: " followed by the parts unless `condition` holds.
   template <class... Parts>
   void require(bool condition, const Parts&... parts) const {
