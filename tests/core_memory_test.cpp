@@ -1,4 +1,5 @@
-// The memory accountant: exact current and peak bytes per category as Buffers come and go.
+// The memory accountant: exact current and peak bytes per category as Buffers come and go; and host memory that a
+// freed Buffer leaves behind, handed out again without page faults.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -133,7 +134,9 @@ TEST(HostMemory, ABlockFreedAndAskedForAgainComesBackWithoutPageFaultsAndStillZe
   {
     Buffer second(kBytes, MemoryCategory::Workspace);  // zeroed: every page written again
     const auto* bytes = static_cast<const unsigned char*>(second.data());
-    for (std::size_t i = 0; i < kBytes; i += 4096) ASSERT_EQ(bytes[i], 0) << "byte " << i << " kept the old block's value";
+    for (std::size_t i = 0; i < kBytes; i += 4096) {
+      ASSERT_EQ(bytes[i], 0) << "byte " << i << " kept the old block's value";
+    }
   }
   const std::int64_t faults = minor_page_faults() - faults_before;
   EXPECT_LT(faults, pages / 100) << faults << " page faults for a block of " << pages

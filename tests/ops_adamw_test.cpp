@@ -211,7 +211,9 @@ TEST(AdamW, RoundedCopyIsTheConvertedUpdateInBFloat16) { check_rounded_copy_equa
 // a check fails, so their values do not matter).
 struct SeparateSpans {
   explicit SeparateSpans(std::int64_t count) : storage(4, std::vector<float>(static_cast<std::size_t>(count))) {}
-  Tensor span(int which) { return Tensor(storage[which].data(), DType::F32, {static_cast<std::int64_t>(storage[which].size())}); }
+  Tensor span(int which) {
+    return Tensor(storage[which].data(), DType::F32, {static_cast<std::int64_t>(storage[which].size())});
+  }
   std::vector<std::vector<float>> storage;
 };
 
@@ -236,8 +238,8 @@ TEST(AdamW, RoundedCopyNeedsFp32ParamsAndAMatchingSpan) {
       [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(half_two.data(), DType::F16, {2})); },
       "rounded_copy has shape");
   std::vector<int> ints(3);
-  expect_error_mentioning(
-      [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(ints.data(), DType::I32, {3})); }, "rounded_copy holds");
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(ints.data(), DType::I32, {3})); },
+                          "rounded_copy holds");
 }
 
 TEST(AdamW, RejectsBadStepsAndMismatchedSpans) {

@@ -104,7 +104,9 @@ void ArgumentChecks::disjoint(std::initializer_list<Argument> arguments) const {
     for (auto second = first + 1; second != arguments.end(); ++second) {
       if (is_absent(first->tensor) || is_absent(second->tensor)) continue;
       const auto start = [](const Tensor& tensor) { return reinterpret_cast<std::uintptr_t>(tensor.data()); };
-      const auto end = [&](const Tensor& tensor) { return start(tensor) + static_cast<std::uintptr_t>(tensor.bytes()); };
+      const auto end = [&](const Tensor& tensor) {
+        return start(tensor) + static_cast<std::uintptr_t>(tensor.bytes());
+      };
       require(end(first->tensor) <= start(second->tensor) || end(second->tensor) <= start(first->tensor),
               first->name, " and ", second->name, " share memory: each must be a tensor of its own");
     }
