@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common/dtype.hpp"
@@ -63,6 +64,42 @@ TEST_F(FastConversion, EveryHalfPatternWidensToTheReferenceBits) {
 
 TEST_F(FastConversion, EveryBFloat16PatternWidensToTheReferenceBits) {
   expect_every_pattern_widens_like<BFloat16>(bfloat16_bits_to_float);
+}
+
+// The fp16 widening decides once per group of sixteen whether any value needs its NaN repair. Consecutive patterns
+// fill whole groups with infinities and NaNs; here each pattern sits alone among ordinary values (1.0), at every
+// place of a group, so a group with a single signalling NaN in any lane must still be repaired.
+template <class Storage>
+void expect_every_pattern_among_ordinary_values_widens_like(float (*reference)(std::uint16_t)) {
+  constexpr int kGroup = 16;
+  constexpr std::uint16_t kOne = std::is_same_v<Storage, Half> ? 0x3C00 : 0x3F80;
+  for (int place = 0; place < kGroup; ++place) {
+    std::vector<Storage> values(static_cast<std::size_t>(kPatternCount) * kGroup);
+    for (Storage& value : values) value.bits = kOne;
+    for (std::uint32_t pattern = 0; pattern < kPatternCount; ++pattern) {
+      values[pattern * kGroup + place].bits = static_cast<std::uint16_t>(pattern);
+    }
+    std::vector<float> widened(values.size());
+    widen_to_float(values.data(), widened.data(), static_cast<std::int64_t>(values.size()));
+    int mismatches = 0;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const std::uint32_t expected = bits_of(reference(values[i].bits));
+      if (bits_of(widened[i]) != expected && ++mismatches <= kReportedMismatches) {
+        ADD_FAILURE() << "0x" << std::hex << values[i].bits << " at place " << std::dec << place
+                      << " of its group widens to 0x" << std::hex << bits_of(widened[i]) << ", the reference to 0x"
+                      << expected;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << "place " << place;
+  }
+}
+
+TEST_F(FastConversion, EveryHalfPatternAmongOrdinaryValuesWidensToTheReferenceBits) {
+  expect_every_pattern_among_ordinary_values_widens_like<Half>(half_bits_to_float);
+}
+
+TEST_F(FastConversion, EveryBFloat16PatternAmongOrdinaryValuesWidensToTheReferenceBits) {
+  expect_every_pattern_among_ordinary_values_widens_like<BFloat16>(bfloat16_bits_to_float);
 }
 
 // Which fp32 patterns are rounded and compared. All 2^32 take half a minute with the reference on two cores, so
