@@ -3,10 +3,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/memory.hpp"
 #include "common/model/parameter_layout.hpp"
@@ -153,6 +156,97 @@ StepWorkload random_gpt2_workload(int batch_size, int sequence_length, Device de
   return workload;
 }
 
+// The stage every paired benchmark times a stage against. A literal, not a std::string: other files' static
+// initialisers read it, perhaps before this file's would have constructed one.
+constexpr const char* kBaselineStage = "stage01";
+// Pairs of steps per paired benchmark: the small model's steps take tens of milliseconds, GPT-2's seconds.
+constexpr int kSmallPairs = 40;
+constexpr int kGpt2Pairs = 8;
+
+// Each registered stage's maker, by name, so that a stage registered before or after stage 01 can be paired
+// with it.
+std::map<std::string, MakeStepFunction>& registered_stages() {
+  static std::map<std::string, MakeStepFunction> stages;
+  return stages;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t middle = values.size() / 2;
+  return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
+}
+
+// Seconds that one step takes, waiting for the device.
+double timed_step(const StepFunction& step, const Batch& batch, Device device) {
+  const auto start = std::chrono::steady_clock::now();
+  step(batch, kLearningRate);
+  wait_for_device(device);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A stage and the baseline built side by side in one process, their steps taken in turn (baseline first in
+// even pairs, the stage first in odd ones, so neither always follows the other), each pair's ratio of times
+// formed from two steps a few seconds apart. On a shared machine whose speed drifts by 10% or more over a
+// minute, those ratios hold still where two benchmarks run one after the other do not.
+void run_paired_benchmark(benchmark::State& state, const MakeStepFunction& make_step,
+                          const MakeStepFunction& make_baseline_step, StepWorkload (*make_workload)()) {
+  const StepWorkload workload = make_workload();
+  try {
+    StepFunction baseline = make_baseline_step(workload);
+    StepFunction step = make_step(workload);
+    baseline(workload.batches.front(), kLearningRate);  // untimed: every buffer touched once, as in a run
+    step(workload.batches.front(), kLearningRate);
+    wait_for_device(workload.device);
+
+    std::vector<double> ratios;
+    double stage_seconds = 0, baseline_seconds = 0;
+    std::int64_t pairs = 0;
+    for (auto _ : state) {
+      const Batch& batch = workload.batches[static_cast<std::size_t>(pairs % kBatchCount)];
+      double stage_time = 0, baseline_time = 0;
+      if (pairs % 2 == 0) {
+        baseline_time = timed_step(baseline, batch, workload.device);
+        stage_time = timed_step(step, batch, workload.device);
+      } else {
+        stage_time = timed_step(step, batch, workload.device);
+        baseline_time = timed_step(baseline, batch, workload.device);
+      }
+      ratios.push_back(stage_time / baseline_time);
+      stage_seconds += stage_time;
+      baseline_seconds += baseline_time;
+      ++pairs;
+    }
+    const double count = static_cast<double>(pairs);
+    state.counters["step_seconds"] = stage_seconds / count;
+    state.counters["baseline_step_seconds"] = baseline_seconds / count;
+    state.counters["time_ratio"] = median(ratios);
+    state.counters["time_ratio_lowest"] = *std::min_element(ratios.begin(), ratios.end());
+    state.counters["time_ratio_highest"] = *std::max_element(ratios.begin(), ratios.end());
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+    return;
+  }
+  state.SetLabel(workload.config.describe() + ", batch " + std::to_string(workload.batch_size) + "x" +
+                 std::to_string(workload.sequence_length) + ", against " + kBaselineStage);
+}
+
+// "paired/<stage>/small" and "paired/<stage>/gpt2-124m": the stage's step time over the baseline's (CPU only).
+void register_paired_benchmarks(const std::string& stage, const MakeStepFunction& make_step,
+                                const MakeStepFunction& make_baseline_step) {
+  const std::pair<const char*, StepWorkload (*)()> workloads[] = {{"small", small_workload},
+                                                                   {"gpt2-124m", gpt2_124m_workload}};
+  for (const auto& [workload_name, make_workload] : workloads) {
+    const int pairs = make_workload == small_workload ? kSmallPairs : kGpt2Pairs;
+    benchmark::RegisterBenchmark(("paired/" + stage + "/" + workload_name).c_str(),
+                                 [make_step, make_baseline_step, make_workload](benchmark::State& state) {
+                                   run_paired_benchmark(state, make_step, make_baseline_step, make_workload);
+                                 })
+        ->Iterations(pairs)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
 }  // namespace
 
 StepWorkload small_workload() {
@@ -191,6 +285,14 @@ double training_flops_per_step(const GPTConfig& config, int batch_size, int sequ
 }
 
 bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step) {
+  // Static initialisers run in no fixed order between files: whichever of a stage and the baseline registers
+  // second registers their pair.
+  if (stage == kBaselineStage) {
+    for (const auto& [other, make_other] : registered_stages()) register_paired_benchmarks(other, make_other, make_step);
+  } else if (registered_stages().count(kBaselineStage) != 0) {
+    register_paired_benchmarks(stage, make_step, registered_stages().at(kBaselineStage));
+  }
+  registered_stages()[stage] = make_step;
   // Wall-clock time: OpenBLAS runs the GEMMs on several threads, which the main thread's CPU time would miss.
   benchmark::RegisterBenchmark((stage + "/small").c_str(),
                                [make_step](benchmark::State& state) {

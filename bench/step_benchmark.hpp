@@ -7,7 +7,7 @@
 /// for a CPU) and "<stage>/gpt2-124m-cuda" (that shape at B=16, T=1024 on the GPU; an error row where no GPU
 /// is visible), and reports for each: tokens per second, seconds per step, achieved TFLOP/s, the parameter
 /// count, and the peak bytes of every memory category the accountant saw on the workload's device, also per
-/// parameter.
+/// parameter. Paired benchmarks time a stage against stage 01, step for step, on the two CPU workloads.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +63,9 @@ using StepFunction = std::function<void(const Batch& batch, double learning_rate
 /// Builds a stage's training state for a workload and returns a step that owns it.
 using MakeStepFunction = std::function<StepFunction(const StepWorkload& workload)>;
 
-/// Registers "<stage>/small", "<stage>/gpt2-124m" and "<stage>/gpt2-124m-cuda" with Google Benchmark.
-/// Returns true, so that a benchmark file can register itself from the initialiser of a namespace-scope
+/// Registers "<stage>/small", "<stage>/gpt2-124m" and "<stage>/gpt2-124m-cuda" with Google Benchmark, and for
+/// every stage but stage 01 "paired/<stage>/small" and "paired/<stage>/gpt2-124m": its steps and stage 01's in
+/// turn in one process, with the median ratio of their times (time_ratio). Returns true, so that a benchmark file can register itself from the initialiser of a namespace-scope
 /// constant.
 bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step);
 

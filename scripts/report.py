@@ -33,6 +33,7 @@ def counter(name, scale=1.0):
 FIGURES = [
     ("tokens/s", counter("tokens_per_second"), lambda v: f"{v:,.0f}"),
     ("time/iteration", step_seconds, lambda v: f"{v * 1e3:.3f} ms" if v < 1 else f"{v:.3f} s"),
+    ("time / stage 01", counter("time_ratio"), lambda v: f"{v:.3f}"),  # paired/*: median over the pairs
     ("state B/param", counter("state_bytes_per_parameter"), lambda v: f"{v:.2f}"),
     ("peak B/param", counter("bytes_per_parameter"), lambda v: f"{v:.2f}"),
     ("GFLOP/s", counter("flops_per_second", 1e9), lambda v: f"{v:.2f}"),
