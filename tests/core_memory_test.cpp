@@ -139,8 +139,12 @@ TEST(HostMemory, ABlockFreedAndAskedForAgainComesBackWithoutPageFaultsAndStillZe
     }
   }
   const std::int64_t faults = minor_page_faults() - faults_before;
-  EXPECT_LT(faults, pages / 100) << faults << " page faults for a block of " << pages
-                                 << " pages the process had just freed: it was handed back to the kernel";
+  // Kept, the block takes no faults of its own; handed back, one per page. The bound sits far from both: this
+  // test once failed under a parallel ctest with the bound at a hundredth of the pages and passed when rerun
+  // (500 runs alone and beside a GPT-2 run did not fail again), so faults from outside the allocator, the
+  // kernel moving pages perhaps, must not decide it.
+  EXPECT_LT(faults, pages / 10) << faults << " page faults for a block of " << pages
+                                << " pages the process had just freed: it was handed back to the kernel";
 }
 
 }  // namespace
