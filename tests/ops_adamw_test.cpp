@@ -6,8 +6,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <functional>
-#include <string>
 #include <vector>
 
 #include "common/dtype.hpp"
@@ -217,11 +215,7 @@ struct SeparateSpans {
   std::vector<std::vector<float>> storage;
 };
 
-// The message of the LadderError that `action` must throw contains `fragment`.
-void expect_error_mentioning(const std::function<void()>& action, const std::string& fragment) {
-  const std::string message = testing_support::error_message_of(action);
-  EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' missing from: " << message;
-}
+using testing_support::expect_error_mentioning;
 
 TEST(AdamW, RoundedCopyNeedsFp32ParamsAndAMatchingSpan) {
   SeparateSpans spans(3);
@@ -233,13 +227,13 @@ TEST(AdamW, RoundedCopyNeedsFp32ParamsAndAMatchingSpan) {
   std::vector<Half> half_params(3);
   expect_error_mentioning(
       [&] { ops::adamw_update(Tensor(half_params.data(), DType::F16, {3}), grads, m, v, hyper, half_span); },
-      "made from F32 params");
+      {"made from F32 params"});
   expect_error_mentioning(
       [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(half_two.data(), DType::F16, {2})); },
-      "rounded_copy has shape");
+      {"rounded_copy has shape"});
   std::vector<int> ints(3);
   expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(ints.data(), DType::I32, {3})); },
-                          "rounded_copy holds");
+                          {"rounded_copy holds"});
 }
 
 TEST(AdamW, RejectsBadStepsAndMismatchedSpans) {
@@ -248,14 +242,14 @@ TEST(AdamW, RejectsBadStepsAndMismatchedSpans) {
   std::vector<float> two(2);
   std::vector<int> three_ints(3);
   ops::AdamWStep hyper = hyper_parameters(0);
-  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, "steps count from 1");
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, {"steps count from 1"});
   hyper.step = 1;
   expect_error_mentioning([&] { ops::adamw_update(params, Tensor(two.data(), DType::F32, {2}), m, v, hyper); },
-                          "grads has shape");
+                          {"grads has shape"});
   expect_error_mentioning([&] { ops::adamw_update(params, Tensor(three_ints.data(), DType::I32, {3}), m, v, hyper); },
-                          "grads holds");
+                          {"grads holds"});
   hyper.beta2 = 1.0;
-  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, "beta2");
+  expect_error_mentioning([&] { ops::adamw_update(params, grads, m, v, hyper); }, {"beta2"});
 }
 
 TEST(AdamW, RefusesSpansThatShareMemory) {
@@ -266,13 +260,13 @@ TEST(AdamW, RefusesSpansThatShareMemory) {
   const ops::AdamWStep hyper = hyper_parameters(1);
   const Tensor first_half(block.data(), DType::F32, {4}), middle(block.data() + 2, DType::F32, {4});
   expect_error_mentioning([&] { ops::adamw_update(params, params, m, v, hyper); },
-                          "params and grads share memory");
+                          {"params and grads share memory"});
   expect_error_mentioning([&] { ops::adamw_update(params, grads, first_half, middle, hyper); },
-                          "first_moment and second_moment share memory");
+                          {"first_moment and second_moment share memory"});
   std::vector<Half> working(4);
   expect_error_mentioning(
       [&] { ops::adamw_update(params, grads, m, v, hyper, Tensor(grads.data(), DType::F16, {4})); },
-      "grads and rounded_copy share memory");
+      {"grads and rounded_copy share memory"});
   // Neighbouring slices of one block are separate tensors: ZeRO's shards keep m and v that way.
   const Tensor second_half(block.data() + 4, DType::F32, {4});
   EXPECT_NO_THROW(ops::adamw_update(params, grads, first_half, second_half, hyper,

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -89,6 +90,15 @@ inline std::string error_message_of(const std::function<void()>& action) {
   }
   ADD_FAILURE() << "expected a LadderError";
   return "";
+}
+
+/// `action` must throw a LadderError whose message contains every fragment.
+inline void expect_error_mentioning(const std::function<void()>& action,
+                                    std::initializer_list<const char*> fragments) {
+  const std::string message = error_message_of(action);
+  for (const char* fragment : fragments) {
+    EXPECT_NE(message.find(fragment), std::string::npos) << "'" << fragment << "' missing from: " << message;
+  }
 }
 
 }  // namespace ladder::testing_support
