@@ -85,6 +85,20 @@ void wait_for_device(Device device) {
 #endif
 }
 
+// Seconds that one step takes, waiting for the device.
+double timed_step(const StepFunction& step, const Batch& batch, Device device) {
+  const auto start = std::chrono::steady_clock::now();
+  step(batch, kLearningRate);
+  wait_for_device(device);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// "<model>, batch BxT" (and ", cuda" on the GPU): the label of a step benchmark's row.
+std::string workload_label(const StepWorkload& workload) {
+  return workload.config.describe() + ", batch " + std::to_string(workload.batch_size) + "x" +
+         std::to_string(workload.sequence_length) + (workload.device == Device::CUDA ? ", cuda" : "");
+}
+
 void add_throughput_counters(benchmark::State& state, const StepWorkload& workload, std::int64_t steps,
                              double step_seconds) {
   const double tokens_per_step = static_cast<double>(workload.batch_size) * workload.sequence_length;
@@ -117,11 +131,8 @@ void run_step_benchmark(benchmark::State& state, const MakeStepFunction& make_st
     double step_seconds = 0;
     std::int64_t steps = 0;
     for (auto _ : state) {
-      const Batch& batch = workload.batches[static_cast<std::size_t>(steps % kBatchCount)];
-      const auto start = std::chrono::steady_clock::now();
-      step(batch, kLearningRate);
-      wait_for_device(workload.device);
-      step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      step_seconds += timed_step(step, workload.batches[static_cast<std::size_t>(steps % kBatchCount)],
+                                 workload.device);
       ++steps;
     }
     add_throughput_counters(state, workload, steps, step_seconds);
@@ -130,8 +141,7 @@ void run_step_benchmark(benchmark::State& state, const MakeStepFunction& make_st
     state.SkipWithError(error.what());
     return;
   }
-  state.SetLabel(workload.config.describe() + ", batch " + std::to_string(workload.batch_size) + "x" +
-                 std::to_string(workload.sequence_length) + (workload.device == Device::CUDA ? ", cuda" : ""));
+  state.SetLabel(workload_label(workload));
 }
 
 // Random ids stand in for text: a step costs the same whatever the tokens say.
@@ -176,14 +186,6 @@ double median(std::vector<double> values) {
   return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
 }
 
-// Seconds that one step takes, waiting for the device.
-double timed_step(const StepFunction& step, const Batch& batch, Device device) {
-  const auto start = std::chrono::steady_clock::now();
-  step(batch, kLearningRate);
-  wait_for_device(device);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // A stage and the baseline built side by side in one process, their steps taken in turn (baseline first in
 // even pairs, the stage first in odd ones, so neither always follows the other), each pair's ratio of times
 // formed from two steps a few seconds apart. On a shared machine whose speed drifts by 10% or more over a
@@ -226,17 +228,20 @@ void run_paired_benchmark(benchmark::State& state, const MakeStepFunction& make_
     state.SkipWithError(error.what());
     return;
   }
-  state.SetLabel(workload.config.describe() + ", batch " + std::to_string(workload.batch_size) + "x" +
-                 std::to_string(workload.sequence_length) + ", against " + kBaselineStage);
+  state.SetLabel(workload_label(workload) + ", against " + kBaselineStage);
 }
 
 // "paired/<stage>/small" and "paired/<stage>/gpt2-124m": the stage's step time over the baseline's (CPU only).
 void register_paired_benchmarks(const std::string& stage, const MakeStepFunction& make_step,
                                 const MakeStepFunction& make_baseline_step) {
-  const std::pair<const char*, StepWorkload (*)()> workloads[] = {{"small", small_workload},
-                                                                   {"gpt2-124m", gpt2_124m_workload}};
-  for (const auto& [workload_name, make_workload] : workloads) {
-    const int pairs = make_workload == small_workload ? kSmallPairs : kGpt2Pairs;
+  struct PairedWorkload {
+    const char* name;
+    StepWorkload (*make)();
+    int pairs;
+  };
+  const PairedWorkload workloads[] = {{"small", small_workload, kSmallPairs},
+                                      {"gpt2-124m", gpt2_124m_workload, kGpt2Pairs}};
+  for (const auto& [workload_name, make_workload, pairs] : workloads) {
     benchmark::RegisterBenchmark(("paired/" + stage + "/" + workload_name).c_str(),
                                  [make_step, make_baseline_step, make_workload](benchmark::State& state) {
                                    run_paired_benchmark(state, make_step, make_baseline_step, make_workload);
@@ -288,7 +293,9 @@ bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_st
   // Static initialisers run in no fixed order between files: whichever of a stage and the baseline registers
   // second registers their pair.
   if (stage == kBaselineStage) {
-    for (const auto& [other, make_other] : registered_stages()) register_paired_benchmarks(other, make_other, make_step);
+    for (const auto& [other, make_other] : registered_stages()) {
+      register_paired_benchmarks(other, make_other, make_step);
+    }
   } else if (registered_stages().count(kBaselineStage) != 0) {
     register_paired_benchmarks(stage, make_step, registered_stages().at(kBaselineStage));
   }

@@ -65,8 +65,8 @@ using MakeStepFunction = std::function<StepFunction(const StepWorkload& workload
 
 /// Registers "<stage>/small", "<stage>/gpt2-124m" and "<stage>/gpt2-124m-cuda" with Google Benchmark, and for
 /// every stage but stage 01 "paired/<stage>/small" and "paired/<stage>/gpt2-124m": its steps and stage 01's in
-/// turn in one process, with the median ratio of their times (time_ratio). Returns true, so that a benchmark file can register itself from the initialiser of a namespace-scope
-/// constant.
+/// turn in one process, with the median ratio of their times (time_ratio). Returns true, so that a benchmark
+/// file can register itself from the initialiser of a namespace-scope constant.
 bool register_step_benchmarks(const std::string& stage, MakeStepFunction make_step);
 
 /// The form each stage's file uses: `make_state(workload)` returns a std::unique_ptr to the stage's state
